@@ -1,0 +1,37 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+# Both create/refresh .venv with pip. On CPU machines torch is installed first from the pinned CPU wheel;
+# override TORCH_SPEC on a GPU box (e.g. TORCH_SPEC='torch>=2.13,<2.15').
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.themis-installed
+export HF_HUB_OFFLINE ?= 1
+export THEMIS_SHARED ?= ../shared
+# The demo uses the official strings when the shared copy is present, else falls back to our own wording.
+DEMO_PROMPTS := $(wildcard $(THEMIS_SHARED)/reference/themis_system_prompts.json)
+
+.PHONY: venv demo test lint clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	THEMIS_PROMPTS="$(DEMO_PROMPTS)" $(VENV)/bin/themis demo --output demo-output
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,195 @@
+"""Conversation -> token ids: the one renderer shared by score, bench, train and serve.
+
+The tokenizer's chat template renders the text (``add_generation_prompt=False``, as Themis-RM was trained and
+evaluated); the text is then tokenised once with ``add_special_tokens=False`` so a template that emits BOS gets
+exactly one. Two probe renderings with sentinel contents locate, in characters and then in tokens,
+
+* ``system_len``: the end of the part shared by every request with the same system prompt, and
+* ``prefix_len``: the end of the part shared by every response to the same prompt (assistant header included).
+
+Truncation spends the ``max_length`` budget on the response only: the template's closing tokens (Qwen3:
+``<|im_end|>\\n``, where the reward is read) always survive.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from themis_rm.errors import PromptTooLongError, RenderError, ThemisInputError
+from themis_rm.pairs import Message, Prompt, ScoreRequest
+
+logger = logging.getLogger(__name__)
+
+_USER_SENTINEL = "\u2063THEMIS-USER-SENTINEL\u2063"
+_RESPONSE_SENTINEL = "\u2063THEMIS-RESPONSE-SENTINEL\u2063"
+
+
+@dataclass(frozen=True)
+class RenderedSequence:
+    """Token ids of one (system, prompt, response) conversation and where its shared parts end.
+
+    Attributes:
+        input_ids: the whole conversation, closing template tokens included.
+        system_len: tokens shared by all requests with this system prompt (0 when there is none).
+        prefix_len: tokens before the response (system + prompt turns + assistant header).
+        truncated_tokens: response tokens dropped to fit ``max_length`` (0 when nothing was cut).
+    """
+
+    input_ids: list[int]
+    system_len: int
+    prefix_len: int
+    truncated_tokens: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.truncated_tokens > 0
+
+
+def build_messages(prompt: Prompt, response: str, system: str | None = None) -> list[Message]:
+    """The chat: optional system turn, the prompt (text or message list), then the response as assistant turn."""
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if system is not None:
+        if turns and turns[0].get("role") == "system":
+            raise ThemisInputError(
+                "the conversation already has a system message and a criterion prompt was asked for; "
+                "drop one of them (use --criterion none to keep the conversation's own system message)"
+            )
+        turns.insert(0, {"role": "system", "content": system})
+    return [*turns, {"role": "assistant", "content": response}]
+
+
+class ChatRenderer:
+    """Renders conversations with a tokenizer's chat template and truncates responses to ``max_length``.
+
+    Args:
+        tokenizer: a fast HF tokenizer (offsets are needed to map text boundaries to tokens).
+        max_length: total token budget per sequence; None keeps everything.
+    """
+
+    def __init__(self, tokenizer, max_length: int | None = None) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise RenderError("a fast tokenizer is required (token offsets locate the prompt/response split)")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.uses_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self._probe = lru_cache(maxsize=65536)(self._probe_uncached)
+
+    def render(self, prompt: Prompt, response: str, system: str | None = None) -> RenderedSequence:
+        """Render one conversation; see :meth:`render_many`."""
+        return self.render_many([ScoreRequest(prompt=prompt, response=response, system=system)])[0]
+
+    def render_many(self, requests: Sequence[ScoreRequest]) -> list[RenderedSequence]:
+        """Render and tokenise a batch of requests (one tokenizer call for all of them).
+
+        Raises:
+            PromptTooLongError: when not even one response token fits beside the prompt and template;
+                the message names the request index.
+        """
+        texts, bounds = [], []
+        for request in requests:
+            messages = build_messages(request.prompt, request.response, request.system)
+            text = self.apply_template(messages)
+            texts.append(text)
+            bounds.append(self._char_bounds(text, request))
+        encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            self._to_sequence(i, ids, offsets, *bound)
+            for i, (ids, offsets, bound) in enumerate(
+                zip(encoded["input_ids"], encoded["offset_mapping"], bounds, strict=True)
+            )
+        ]
+
+    def apply_template(self, messages: list[Message]) -> str:
+        """The conversation as text: the tokenizer's chat template, or a plain fallback when it has none."""
+        if self.uses_chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        return _fallback_template(messages)
+
+    # --------------------------------------------------------------------------------------------- internals
+    def _char_bounds(self, text: str, request: ScoreRequest) -> tuple[int, int, int]:
+        """(system end, prefix end, response end) as character offsets into ``text``."""
+        system_probe, response_probe = self._probe(request.system, _prompt_key(request.prompt))
+        prefix_end = min(_common_prefix(text, response_probe), response_probe.index(_RESPONSE_SENTINEL))
+        closing = len(response_probe) - response_probe.index(_RESPONSE_SENTINEL) - len(_RESPONSE_SENTINEL)
+        response_end = max(prefix_end, len(text) - min(_common_suffix(text, response_probe), closing))
+        system_end = 0
+        if system_probe is not None:
+            system_end = min(
+                _common_prefix(text, system_probe), system_probe.index(_USER_SENTINEL), prefix_end
+            )
+        return system_end, prefix_end, response_end
+
+    def _probe_uncached(self, system: str | None, prompt_key: tuple) -> tuple[str | None, str]:
+        prompt = _prompt_from_key(prompt_key)
+        response_probe = self.apply_template(build_messages(prompt, _RESPONSE_SENTINEL, system))
+        system_probe = None
+        if system is not None:
+            system_probe = self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL, system))
+        return system_probe, response_probe
+
+    def _to_sequence(self, index, ids, offsets, system_end, prefix_end, response_end) -> RenderedSequence:
+        ends = [end for _, end in offsets]
+        starts = [start for start, _ in offsets]
+        system_len = bisect.bisect_right(ends, system_end) if system_end else 0
+        prefix_len = bisect.bisect_right(ends, prefix_end)
+        closing_start = max(bisect.bisect_left(starts, response_end), prefix_len)
+        overflow = len(ids) - self.max_length if self.max_length else 0
+        if overflow <= 0:
+            return RenderedSequence(list(ids), system_len, prefix_len)
+        response_tokens = closing_start - prefix_len
+        if overflow >= response_tokens:
+            raise PromptTooLongError(
+                f"request {index}: the prompt and chat template take {prefix_len + len(ids) - closing_start} "
+                f"tokens, leaving no room for the response within max_length={self.max_length}; "
+                "raise --max-length or shorten the prompt",
+                index,
+            )
+        kept = [*ids[: closing_start - overflow], *ids[closing_start:]]
+        return RenderedSequence(kept, system_len, prefix_len, truncated_tokens=overflow)
+
+
+def _prompt_key(prompt: Prompt) -> tuple:
+    """Hashable form of a prompt, for the probe cache."""
+    if isinstance(prompt, str):
+        return ("text", prompt)
+    return ("messages", *((m["role"], m["content"]) for m in prompt))
+
+
+def _prompt_from_key(key: tuple) -> Prompt:
+    if key[0] == "text":
+        return key[1]
+    return [{"role": role, "content": content} for role, content in key[1:]]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (binary search over C-level slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str) -> int:
+    """Length of the longest common suffix."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid :] == b[len(b) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _fallback_template(messages: list[Message]) -> str:
+    """Plain-text layout for tokenizers without a chat template (the reference scripts' fallback)."""
+    labels = {"system": "System", "user": "User", "assistant": "Assistant"}
+    return "\n\n".join(f"{labels.get(m['role'], m['role'].title())}:\n{m['content']}" for m in messages)

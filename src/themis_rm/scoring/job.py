@@ -1,0 +1,180 @@
+"""``themis score``: read pairs or responses, score them under the chosen criteria, write JSONL/JSON with settings.
+
+Pairs files (``chosen``/``rejected`` columns) give one row per pair with both rewards; other files give one row
+per response. Every output row carries ``id``, the scores, truncation counts, ``criteria`` and ``model``; the full
+settings (model revision, dtype, device, max_length, prompt pack hash, versions, timing) go in the JSON output
+itself or, for JSONL, in ``<output>.settings.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from themis_rm.criteria import PromptPack
+from themis_rm.errors import ThemisInputError
+from themis_rm.packs import load_prompt_pack
+from themis_rm.pairs import FieldMap, LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
+from themis_rm.scoring.scorer import ASPECT, Scorer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoreConfig:
+    """Settings of one ``themis score`` run; CLI options mirror these fields."""
+
+    model: str
+    input: Path
+    output: Path
+    criterion: str = "none"  # a criteria spec, or "aspect" to use each row's own aspect
+    prompts: str | None = None  # "official", "open", or a pack file; None = THEMIS_PROMPTS, then official
+    criteria_file: Path | None = None  # user-defined criteria (TOML) added to the pack
+    dtype: str = "auto"
+    device: str = "auto"
+    max_length: int = 4096
+    batch_tokens: int | None = None
+    fields: FieldMap = field(default_factory=FieldMap)
+    split: str | None = None
+    skip_invalid: bool = False
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    rows: int
+    sequences: int
+    skipped: int
+    truncated: int
+    seconds: float
+    output: Path
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def resolve_pack(prompts: str | None, criteria_file: Path | None) -> PromptPack:
+    """The configured prompt pack, extended with user-defined criteria when a file is given."""
+    pack = load_prompt_pack(prompts)
+    return pack.with_user_criteria(criteria_file) if criteria_file else pack
+
+
+def run_score(
+    config: ScoreConfig,
+    *,
+    on_loaded: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreSummary:
+    """Score ``config.input`` and write ``config.output``.
+
+    Args:
+        on_loaded: called with the number of sequences to score, once the input is read.
+        progress: called with the number of sequences finished after each batch.
+    """
+    needs_pack = config.criterion.strip().lower() != "none" or config.criteria_file is not None
+    pack = resolve_pack(config.prompts, config.criteria_file) if needs_pack else None
+    resolve_aspect = _single_criterion(pack) if pack is not None and config.criterion == ASPECT else None
+    read = {"split": config.split}
+    kind = input_kind(config.input, config.fields, **read)
+    loader = load_pairs if kind == "pairs" else load_responses
+    loaded: LoadedRows = loader(
+        config.input, config.fields, skip_invalid=config.skip_invalid, resolve_aspect=resolve_aspect, **read
+    )
+    if not loaded.rows:
+        raise ThemisInputError(f"{config.input}: no valid rows to score ({len(loaded.skipped)} skipped)")
+    scorer = Scorer.from_pretrained(
+        config.model,
+        dtype=config.dtype,
+        device=config.device,
+        max_length=config.max_length,
+        prompts=pack,
+        batch_tokens=config.batch_tokens,
+    )
+    started = time.perf_counter()
+    if kind == "pairs":
+        if on_loaded:
+            on_loaded(2 * len(loaded.rows))
+        scores = scorer.score_pairs(loaded.rows, config.criterion, progress)
+        rows = [
+            {
+                "id": p.id,
+                "chosen_score": c,
+                "rejected_score": r,
+                "chosen_truncated_tokens": int(ct),
+                "rejected_truncated_tokens": int(rt),
+                "aspect": p.aspect,
+                "language": p.language,
+                "subset": p.subset,
+            }
+            for p, c, r, ct, rt in zip(
+                loaded.rows,
+                scores.chosen.tolist(),
+                scores.rejected.tolist(),
+                scores.chosen_truncated,
+                scores.rejected_truncated,
+                strict=True,
+            )
+        ]
+        truncated, sequences = scores.truncated_pairs, 2 * len(rows)
+    else:
+        if on_loaded:
+            on_loaded(len(loaded.rows))
+        systems = _row_systems(scorer, loaded.rows, config.criterion)
+        out = scorer.score_requests(
+            [ScoreRequest(r.prompt, r.response, s) for r, s in zip(loaded.rows, systems, strict=True)],
+            progress,
+        )
+        rows = [
+            {"id": r.id, "score": s, "truncated_tokens": int(t), "aspect": r.aspect}
+            for r, s, t in zip(loaded.rows, out.rewards.tolist(), out.truncated_tokens, strict=True)
+        ]
+        truncated, sequences = len(out.truncated_rows), len(rows)
+    seconds = time.perf_counter() - started
+    summary = ScoreSummary(len(rows), sequences, len(loaded.skipped), truncated, seconds, config.output)
+    settings = {
+        **scorer.settings(config.criterion),
+        "input": str(config.input),
+        "kind": kind,
+        "fields": asdict(config.fields),
+        "summary": {k: v for k, v in asdict(summary).items() if k != "output"},
+        "skipped_rows": [str(s) for s in loaded.skipped],
+    }
+    _write_output(config.output, rows, settings)
+    return summary
+
+
+def _single_criterion(pack: PromptPack) -> Callable[[str], str]:
+    def resolve(aspect: str) -> str:
+        selection = pack.resolve(aspect)
+        if len(selection) != 1:
+            raise ThemisInputError(f"aspect {aspect!r} must name exactly one criterion")
+        return selection[0]
+
+    return resolve
+
+
+def _row_systems(scorer: Scorer, rows, criterion: str) -> list[str | None]:
+    if criterion != ASPECT:
+        return [scorer.system_prompt(criterion)] * len(rows)
+    return [scorer.system_prompt(row.aspect) for row in rows]
+
+
+def _write_output(path: Path, rows: list[dict], settings: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {"criteria": settings.get("criteria", "none"), "model": settings["model"]}
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+        return
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps({**row, **stamp}) + "\n")
+    settings_path(path).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+
+
+def settings_path(output: Path) -> Path:
+    """Where the full settings of a JSONL output live."""
+    return output.with_name(output.name + ".settings.json")

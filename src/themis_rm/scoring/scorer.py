@@ -1,0 +1,226 @@
+"""The public scoring API: criteria -> system prompt -> rendered ids -> engine -> rewards in input order.
+
+scorer = Scorer.from_pretrained("project-themis/Themis-RM-8B", dtype="bf16")
+scorer.score(["Write is_palindrome(s)."], ["def is_palindrome(s): return s == s[::-1]"], criteria="runtime")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+
+from themis_rm.criteria import PromptPack, Selection
+from themis_rm.errors import PromptTooLongError
+from themis_rm.packs import load_prompt_pack
+from themis_rm.pairs import PreferencePair, Prompt, ScoreRequest
+from themis_rm.render import ChatRenderer
+from themis_rm.scoring.engine import ScoringEngine
+from themis_rm.scoring.models import LoadedModel, load_reward_model
+
+logger = logging.getLogger(__name__)
+
+ASPECT = "aspect"  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
+_UNBOUNDED = 10**8
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    """Rewards in input order, plus which inputs had their response truncated and by how many tokens."""
+
+    rewards: np.ndarray
+    truncated_tokens: np.ndarray
+
+    @property
+    def truncated_rows(self) -> list[int]:
+        return np.flatnonzero(self.truncated_tokens).tolist()
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Chosen and rejected rewards for a list of pairs (input order) and their truncation counts."""
+
+    chosen: np.ndarray
+    rejected: np.ndarray
+    chosen_truncated: np.ndarray
+    rejected_truncated: np.ndarray
+
+    @property
+    def truncated_pairs(self) -> int:
+        return int(np.count_nonzero((self.chosen_truncated > 0) | (self.rejected_truncated > 0)))
+
+
+class Scorer:
+    """Scores (prompt, response) pairs with a reward model under a choice of criteria.
+
+    Args:
+        loaded: model, tokenizer and device from :func:`load_reward_model`.
+        prompts: a :class:`PromptPack`, or a spec for :func:`load_prompt_pack`; loaded only when a criterion is
+            asked for, so criteria-free scoring works without any pack.
+        max_length: token budget per sequence; responses are truncated to fit, closing tokens kept.
+        batch_tokens: padded tokens per forward pass (default 16k on CPU, 64k on GPU).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        prompts: PromptPack | str | os.PathLike | None = None,
+        max_length: int = 4096,
+        batch_tokens: int | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self._prompts = prompts
+        self.max_length = _effective_max_length(loaded, max_length)
+        self.renderer = ChatRenderer(loaded.tokenizer, self.max_length)
+        default_budget = 65536 if loaded.device.type == "cuda" else 16384
+        self.engine = ScoringEngine(
+            loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id: str,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_length: int = 4096,
+        prompts: PromptPack | str | os.PathLike | None = None,
+        batch_tokens: int | None = None,
+        attn_implementation: str = "auto",
+        revision: str | None = None,
+    ) -> Scorer:
+        """Load ``model_id`` (hub id or local directory) and build a scorer around it."""
+        loaded = load_reward_model(
+            model_id, dtype=dtype, device=device, attn_implementation=attn_implementation, revision=revision
+        )
+        return cls(loaded, prompts=prompts, max_length=max_length, batch_tokens=batch_tokens)
+
+    # ---------------------------------------------------------------------------------------------- criteria
+    @property
+    def prompts(self) -> PromptPack:
+        """The prompt pack, resolved on first use."""
+        if not isinstance(self._prompts, PromptPack):
+            self._prompts = load_prompt_pack(self._prompts)
+        return self._prompts
+
+    def selection(self, criteria: str | Sequence[str] | None) -> Selection:
+        """Criteria spec -> canonical selection; ``None``/``"none"`` need no prompt pack."""
+        if criteria is None or (isinstance(criteria, str) and criteria.strip().lower() == "none"):
+            return ()
+        return self.prompts.resolve(criteria)
+
+    def system_prompt(self, criteria: str | Sequence[str] | None) -> str | None:
+        """The evaluation-time system prompt for a criteria spec (None for no criteria)."""
+        selection = self.selection(criteria)
+        return self.prompts.eval_prompt(selection) if selection else None
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def score(
+        self, prompts: Sequence[Prompt], responses: Sequence[str], criteria: str | Sequence[str] | None = None
+    ) -> list[float]:
+        """Rewards for ``responses[i]`` answering ``prompts[i]``, all under the same criteria."""
+        system = self.system_prompt(criteria)
+        requests = [ScoreRequest(p, r, system) for p, r in zip(prompts, responses, strict=True)]
+        return self.score_requests(requests).rewards.tolist()
+
+    def score_requests(
+        self, requests: Sequence[ScoreRequest], progress: Callable[[int], None] | None = None
+    ) -> ScoreOutput:
+        """Render and score requests that already carry their system prompts."""
+        rendered = self.renderer.render_many(requests)
+        rewards = self.engine.score([r.input_ids for r in rendered], progress)
+        truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
+        if truncated.any():
+            logger.info(
+                "truncated the response of %d of %d inputs to max_length=%d",
+                np.count_nonzero(truncated),
+                len(requests),
+                self.max_length,
+            )
+        return ScoreOutput(rewards, truncated)
+
+    def score_pairs(
+        self,
+        pairs: Sequence[PreferencePair],
+        criteria: str | Sequence[str] | None = ASPECT,
+        progress: Callable[[int], None] | None = None,
+    ) -> PairScores:
+        """Score chosen and rejected of every pair in one engine call (length-sorted together).
+
+        ``criteria="aspect"`` scores each pair under its own aspect's prompt; anything else applies to all.
+        """
+        systems = self._pair_systems(pairs, criteria)
+        requests = [ScoreRequest(p.prompt, p.chosen, s) for p, s in zip(pairs, systems, strict=True)]
+        requests += [ScoreRequest(p.prompt, p.rejected, s) for p, s in zip(pairs, systems, strict=True)]
+        n = len(pairs)
+        try:
+            out = self.score_requests(requests, progress)
+        except PromptTooLongError as exc:
+            side = "chosen" if exc.index < n else "rejected"
+            message = str(exc).split(": ", 1)[1]
+            raise PromptTooLongError(
+                f"pair {pairs[exc.index % n].id!r} ({side}): {message}", exc.index
+            ) from exc
+        return PairScores(
+            out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:]
+        )
+
+    def _pair_systems(self, pairs: Sequence[PreferencePair], criteria) -> list[str | None]:
+        if criteria != ASPECT:
+            return [self.system_prompt(criteria)] * len(pairs)
+        cache: dict[str | None, str | None] = {}
+        for pair in pairs:
+            if pair.aspect not in cache:
+                cache[pair.aspect] = self.system_prompt(pair.aspect)
+        return [cache[p.aspect] for p in pairs]
+
+    # ------------------------------------------------------------------------------------------------ settings
+    def settings(self, criteria: str | Sequence[str] | None = None) -> dict:
+        """What produced these scores: recorded beside every output."""
+        info = {
+            "model": self.loaded.model_id,
+            "revision": self.loaded.revision or getattr(self.loaded.model.config, "_commit_hash", None),
+            "dtype": str(self.loaded.dtype).removeprefix("torch."),
+            "device": str(self.loaded.device),
+            "attn_implementation": self.loaded.attn_implementation,
+            "max_length": self.max_length,
+            "batch_tokens": self.engine.batch_tokens,
+            "chat_template": "tokenizer" if self.renderer.uses_chat_template else "fallback",
+            "themis_rm": _version("themis-rm"),
+            "transformers": _version("transformers"),
+            "torch": _version("torch"),
+        }
+        if criteria == ASPECT:
+            info["criteria"] = ASPECT
+        elif criteria is not None:
+            selection = self.selection(criteria)
+            info["criteria"] = self.prompts.selection_label(selection) if selection else "none"
+        if isinstance(self._prompts, PromptPack):
+            info["prompt_pack"] = {"name": self._prompts.name, "sha256": self._prompts.sha256}
+        return info
+
+
+def _effective_max_length(loaded: LoadedModel, requested: int) -> int:
+    """``requested``, capped by the tokenizer's and the model's own limits (logged when it is)."""
+    limits = [
+        requested,
+        getattr(loaded.tokenizer, "model_max_length", None) or _UNBOUNDED,
+        getattr(loaded.model.config, "max_position_embeddings", None) or _UNBOUNDED,
+    ]
+    effective = min(limits)
+    if effective < requested:
+        logger.warning("max_length %d capped to %d by the model/tokenizer limits", requested, effective)
+    return effective
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,136 @@
+"""Tiny, offline reward models for the demo, tests and benchmarks (no hub access needed).
+
+A small byte-level BPE is trained in about a second on the Python standard library's own sources and wrapped
+with Qwen3's special tokens and a Qwen3-style chat template (or Llama-3-style, whose template emits BOS). The
+model is a randomly initialised ``Qwen3ForSequenceClassification`` (or Llama) with one label, saved with
+``save_pretrained`` so everything downstream loads it exactly as it would a hub checkpoint.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+QWEN3_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+QWEN3_ADDED_TOKENS = ("<think>", "</think>")
+# Qwen3-style: the final assistant turn gets the empty think block and loses leading newlines, as in Qwen3.
+QWEN3_STYLE_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message.role == 'assistant' and loop.last %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + message.content.lstrip('\\n') + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+LLAMA_SPECIAL_TOKENS = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|finetune_right_pad_id|>",
+)
+# Llama-3-style: the template itself emits BOS, and the tokenizer also adds BOS by default (the double-BOS trap).
+LLAMA_STYLE_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message.role + '<|end_header_id|>\\n\\n' + message.content + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+
+
+def _training_corpus(max_files: int = 40) -> list[str]:
+    """Deterministic corpus: the first ``max_files`` stdlib modules by name."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(stdlib.glob("*.py"))[:max_files]
+    return [f.read_text(encoding="utf-8", errors="replace") for f in files]
+
+
+def build_tokenizer(style: str = "qwen3", vocab_size: int = 4096):
+    """A fast tokenizer with a Qwen3-style (``qwen3``) or BOS-emitting Llama-3-style (``llama``) template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = QWEN3_SPECIAL_TOKENS if style == "qwen3" else LLAMA_SPECIAL_TOKENS
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(specials),
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(_training_corpus(), trainer=trainer)
+    if style == "qwen3":
+        tokenizer.add_tokens(list(QWEN3_ADDED_TOKENS))
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer,
+            eos_token="<|im_end|>",
+            pad_token="<|endoftext|>",
+            chat_template=QWEN3_STYLE_TEMPLATE,
+            model_max_length=32768,
+        )
+    if style == "llama":
+        bos = "<|begin_of_text|>"
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tokenizer.token_to_id(bos))]
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer,
+            bos_token=bos,
+            eos_token="<|eot_id|>",
+            pad_token="<|finetune_right_pad_id|>",
+            chat_template=LLAMA_STYLE_TEMPLATE,
+            model_max_length=32768,
+        )
+    raise ValueError(f"style must be 'qwen3' or 'llama', got {style!r}")
+
+
+def build_tiny_reward_model(
+    output_dir: str | Path,
+    *,
+    style: str = "qwen3",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    seed: int = 0,
+    tokenizer=None,
+) -> Path:
+    """Save a random one-label reward model plus its tokenizer to ``output_dir`` and return the path."""
+    import torch
+    from transformers import (
+        LlamaConfig,
+        LlamaForSequenceClassification,
+        Qwen3Config,
+        Qwen3ForSequenceClassification,
+    )
+
+    output_dir = Path(output_dir)
+    tokenizer = tokenizer or build_tokenizer(style)
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=3 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden_size // 4,
+        max_position_embeddings=32768,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+        use_cache=False,
+    )
+    torch.manual_seed(seed)
+    if style == "qwen3":
+        model = Qwen3ForSequenceClassification(Qwen3Config(**common))
+    else:
+        model = LlamaForSequenceClassification(LlamaConfig(bos_token_id=tokenizer.bos_token_id, **common))
+    with torch.no_grad():  # random init gives near-identical rewards; widen the head so scores spread visibly
+        model.score.weight.normal_(0.0, 1.0)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir

@@ -1,0 +1,171 @@
+"""``themis score`` / ``themis criteria`` / ``themis --version`` end to end on a tiny local model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from themis_rm.cli import app
+from themis_rm.scoring.job import settings_path
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_score_on_real_pairs_scores_every_row_and_records_settings(
+    tiny_model_dir, shared_dir, official_prompts_path, tmp_path
+):
+    pairs_file = shared_dir / "data" / "pairs" / "humanevalpack.jsonl"
+    n_rows = sum(1 for line in pairs_file.read_text().splitlines() if line.strip())
+    out = tmp_path / "scores.jsonl"
+    result = _invoke(
+        "score",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        pairs_file,
+        "--criterion",
+        "aspect",
+        "--prompts",
+        official_prompts_path,
+        "--output",
+        out,
+        "--max-length",
+        2048,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == n_rows
+    assert all(isinstance(r["chosen_score"], float) and isinstance(r["rejected_score"], float) for r in rows)
+    assert {r["criteria"] for r in rows} == {"aspect"}
+    settings = json.loads(settings_path(out).read_text())
+    assert settings["summary"]["rows"] == n_rows and settings["summary"]["skipped"] == 0
+    assert settings["max_length"] == 2048 and settings["prompt_pack"]["name"] == official_prompts_path.name
+    assert f"scored {n_rows} rows" in result.output
+
+
+def test_score_responses_file_to_json_output(tiny_model_dir, tmp_path):
+    source = tmp_path / "responses.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "prompt": "Add.", "response": f"return {i}"}) + "\n" for i in range(5)
+        )
+    )
+    out = tmp_path / "scores.json"
+    result = _invoke(
+        "score", "--model", tiny_model_dir, "--input", source, "--output", out, "--device", "cpu"
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert [r["id"] for r in document["rows"]] == [f"r{i}" for i in range(5)]
+    assert document["settings"]["criteria"] == "none" and document["settings"]["kind"] == "responses"
+
+
+def test_bad_row_fails_with_file_row_and_field(tiny_model_dir, tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(
+        json.dumps({"id": "a", "prompt": "p", "chosen": "x", "rejected": "y"})
+        + "\n"
+        + json.dumps({"id": "b", "prompt": "p", "chosen": " ", "rejected": "y"})
+        + "\n"
+    )
+    result = _invoke("score", "--model", tiny_model_dir, "--input", source, "--output", tmp_path / "o.jsonl")
+    assert result.exit_code == 2
+    assert f"{source}:2: field 'chosen' is empty" in " ".join(result.output.split())
+
+
+def test_unknown_criterion_exits_with_the_valid_names(tiny_model_dir, official_prompts_path, tmp_path):
+    source = tmp_path / "r.jsonl"
+    source.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
+    result = _invoke(
+        "score",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        source,
+        "--output",
+        tmp_path / "o.jsonl",
+        "--criterion",
+        "speediness",
+        "--prompts",
+        official_prompts_path,
+    )
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "unknown criterion 'speediness'" in flat and "Runtime_Efficiency" in flat
+
+
+def test_criteria_json_prints_the_exact_eval_prompts(official_prompts_path):
+    result = _invoke("criteria", "--json", "--prompts", official_prompts_path)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json.loads(official_prompts_path.read_text())["eval_prompts"]
+
+
+def test_criteria_offline_without_a_pack_explains_how_to_get_one():
+    result = _invoke("criteria")
+    assert result.exit_code == 2
+    assert "--prompts" in " ".join(result.output.split())
+
+
+def test_version_via_the_console_entry_point():
+    done = subprocess.run(
+        [sys.executable, "-m", "themis_rm.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.startswith("themis-rm ")
+
+
+@pytest.mark.parametrize("prompts", ["open"])
+def test_demo_scores_every_sample_pair_under_every_mode(tmp_path, prompts):
+    from themis_rm.demo import DEMO_MODES, demo_pairs, run_demo
+
+    result = run_demo(tmp_path / "demo", prompts=prompts)
+    assert result.pairs == len(demo_pairs()) == 10
+    assert set(result.accuracy) == set(DEMO_MODES)
+    records = [
+        json.loads(line) for line in (tmp_path / "demo" / "demo_scores.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 10 and all(set(r["margins"]) == set(DEMO_MODES) for r in records)
+    assert {p.language for p in demo_pairs()} == {
+        "C",
+        "CSharp",
+        "Cpp",
+        "Go",
+        "Java",
+        "JavaScript",
+        "Python",
+        "Ruby",
+    }
+
+
+def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(
+        json.dumps({"id": "ok", "prompt": "p", "chosen": "x", "rejected": "y"})
+        + "\n"
+        + json.dumps({"id": "long-one", "prompt": "word " * 400, "chosen": "x", "rejected": "y"})
+        + "\n"
+    )
+    result = _invoke(
+        "score",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        source,
+        "--output",
+        tmp_path / "o.jsonl",
+        "--max-length",
+        64,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 2
+    assert "pair 'long-one' (chosen)" in " ".join(result.output.split())
