@@ -45,8 +45,7 @@ def test_split_points_separate_system_prompt_and_response(qwen_tokenizer):
     other_prompt = renderer.render("Reverse a list in place.", CHOSEN, SYSTEM)
     decode = qwen_tokenizer.decode
     assert (
-        decode(chosen.input_ids[: chosen.system_len])
-        == f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+        decode(chosen.input_ids[: chosen.system_len]) == f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
     )
     assert decode(chosen.input_ids[chosen.system_len : chosen.prefix_len]) == (
         f"{PROMPT}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -127,3 +126,27 @@ def test_real_qwen3_template_matches_hf_chat_template_tokenisation(real_qwen3_to
     tail = real_qwen3_tokenizer.decode(rendered.input_ids[rendered.prefix_len :])
     assert tail == CHOSEN + "<|im_end|>\n"  # the template strips the leading newlines of the final turn
     assert real_qwen3_tokenizer.decode(rendered.input_ids[-2:]) == "<|im_end|>\n"
+
+
+def test_overlong_prompt_is_cut_at_its_end_keeping_system_header_and_closing_tokens(qwen_tokenizer):
+    long_prompt = "Explain the following code. " + "x = compute(x) + 1\n" * 300
+    full = ChatRenderer(qwen_tokenizer).render(long_prompt, CHOSEN * 10, SYSTEM)
+    max_length = full.system_len + 200
+    cut = ChatRenderer(qwen_tokenizer, max_length=max_length).render(long_prompt, CHOSEN * 10, SYSTEM)
+    assert len(cut.input_ids) == max_length and cut.prompt_truncated_tokens > 0
+    assert cut.truncated_tokens == len(full.input_ids) - max_length
+    assert cut.input_ids[: cut.system_len] == full.input_ids[: full.system_len]
+    header = full.input_ids[full.prefix_len - 9 : full.prefix_len]  # <|im_end|>\n<|im_start|>assistant\n<think>...
+    assert cut.input_ids[cut.prefix_len - 9 : cut.prefix_len] == header
+    assert len(cut.input_ids) - cut.prefix_len - 2 == max_length // 2, "the response keeps half the budget"
+    assert qwen_tokenizer.decode(cut.input_ids[-2:]) == "<|im_end|>\n"
+    assert qwen_tokenizer.decode(cut.input_ids[cut.system_len :]).startswith("Explain the following code.")
+
+
+def test_prompt_overflow_error_policy_refuses_to_cut_the_prompt(qwen_tokenizer):
+    long_prompt = "y = 2\n" * 400
+    renderer = ChatRenderer(qwen_tokenizer, max_length=300, prompt_overflow="error")
+    with pytest.raises(PromptTooLongError, match="--prompt-overflow truncate"):
+        renderer.render(long_prompt, CHOSEN)
+    with pytest.raises(ThemisInputError, match="--prompt-overflow must be one of truncate, error"):
+        ChatRenderer(qwen_tokenizer, prompt_overflow="drop")

@@ -39,6 +39,14 @@ PromptsOption = Annotated[
         "file in the layout of themis_system_prompts.json. Default: $THEMIS_PROMPTS, then 'official'.",
     ),
 ]
+PromptOverflowOption = Annotated[
+    str,
+    typer.Option(
+        "--prompt-overflow",
+        help="When a prompt leaves no room for the response: 'truncate' (keep half the budget "
+        "for the response, cut the end of the prompt; counted) or 'error'.",
+    ),
+]
 CriteriaFileOption = Annotated[
     Path | None,
     typer.Option("--criteria-file", help="TOML with user-defined [[criteria]] (key, title, text, aliases)."),
@@ -57,9 +65,7 @@ def _version_callback(value: bool) -> None:
 def main(
     version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
-        ),
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each phase.")] = False,
 ) -> None:
@@ -113,13 +119,10 @@ def score(
         typer.Option(
             "--input",
             "-i",
-            help="Pairs or responses: .jsonl/.json/.parquet/.csv, "
-            "a save_to_disk directory, or a hub dataset id.",
+            help="Pairs or responses: .jsonl/.json/.parquet/.csv, a save_to_disk directory, or a hub dataset id.",
         ),
     ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Scores: .jsonl (settings beside it) or .json.")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores: .jsonl (settings beside it) or .json.")],
     criterion: Annotated[
         str,
         typer.Option(
@@ -131,9 +134,8 @@ def score(
     criteria_file: CriteriaFileOption = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    max_length: Annotated[
-        int, typer.Option(help="Token budget per sequence; only responses are cut.")
-    ] = 4096,
+    max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
+    prompt_overflow: PromptOverflowOption = "truncate",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
     split: Annotated[str | None, typer.Option(help="Split of a dataset directory or hub id.")] = None,
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
@@ -166,6 +168,7 @@ def score(
         dtype=dtype,
         device=device,
         max_length=max_length,
+        prompt_overflow=prompt_overflow,
         batch_tokens=batch_tokens,
         fields=fields,
         split=split,
@@ -180,6 +183,167 @@ def score(
     )
 
 
+bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-compatible outputs.")
+app.add_typer(bench_app, name="bench")
+ListOption = Annotated[list[str] | None, typer.Option(help="Keep only these values (repeatable).")]
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Reward model: hub id or local directory.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Pairs: local file/directory or hub id "
+            "(project-themis/Themis-CodeRewardBench with --config/--split Full)."
+        ),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory (resumable).")] = None,
+    prompt_mode: Annotated[
+        str,
+        typer.Option("--prompts-mode", help="aspect (each pair's own aspect prompt), full, none, or criteria names."),
+    ] = "aspect",
+    prompts: PromptsOption = None,
+    criteria_file: CriteriaFileOption = None,
+    max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
+    prompt_overflow: PromptOverflowOption = "truncate",
+    dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
+    ties: Annotated[str, typer.Option(help="wrong (reference: ties count as errors) or half.")] = "wrong",
+    limit: Annotated[int | None, typer.Option(help="Score only the first N selected pairs.")] = None,
+    subset: ListOption = None,
+    language: ListOption = None,
+    aspect: ListOption = None,
+    split: Annotated[str | None, typer.Option(help="Dataset split.")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="Hub dataset config.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Pairs scored between two checkpoint writes.")] = 256,
+) -> None:
+    """Benchmark a reward model on preference pairs: scores.parquet, results.json and run.json."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None or data is None or output is None:
+        console.print("[red]error:[/red] themis bench needs --model, --data and --output")
+        raise typer.Exit(2)
+    from themis_rm.bench.run import BenchConfig, run_bench
+
+    bench_config = BenchConfig(
+        model=model,
+        data=data,
+        output=output,
+        prompt_mode=prompt_mode,
+        prompts=prompts,
+        criteria_file=criteria_file,
+        max_length=max_length,
+        prompt_overflow=prompt_overflow,
+        dtype=dtype,
+        device=device,
+        batch_tokens=batch_tokens,
+        ties=ties,
+        limit=limit,
+        subsets=subset or (),
+        languages=language or (),
+        aspects=aspect or (),
+        split=split,
+        config=config,
+        chunk_pairs=checkpoint_every,
+    )
+    with _friendly_errors(), progress_bar("benchmark pairs") as (set_total, advance):
+        result = run_bench(bench_config, on_loaded=set_total, progress=advance)
+    overall, run = result.results["overall"], result.run
+    console.print(
+        f"accuracy {overall['accuracy']:.2%} over {overall['total_examples']} pairs "
+        f"(ties {run['n_ties']}, NaN {run['n_nan']}, truncated {run['n_truncated_pairs']}, "
+        f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
+    )
+    _wide_console().print(_accuracy_table(result.results))
+
+
+def _accuracy_table(results: dict) -> Table:
+    table = Table(title="accuracy by aspect")
+    for column in ("aspect", "accuracy", "pairs"):
+        table.add_column(column, justify="left" if column == "aspect" else "right")
+    for name, row in results["by_aspect"].items():
+        table.add_row(name, f"{row['accuracy']:.2%}", str(row["count"]))
+    return table
+
+
+@bench_app.command("summarize")
+def bench_summarize(
+    scores: Annotated[Path, typer.Argument(help="A scores.parquet in the reference format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write results.json.")],
+    ties: Annotated[str, typer.Option(help="wrong (reference) or half.")] = "wrong",
+) -> None:
+    """Recompute results.json from a scores file (byte-identical with the reference for its own runs)."""
+    from themis_rm.bench.metrics import summarize_scores_file, write_results_json
+
+    with _friendly_errors():
+        write_results_json(summarize_scores_file(scores, ties=ties), output)
+    console.print(f"wrote {output}")
+
+
+@app.command()
+def rerank(
+    model: Annotated[str, typer.Option(help="Reward model: hub id or local directory.")],
+    data: Annotated[str, typer.Option(help="Questions with completions and test results (rerank schema).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory.")],
+    criterion: Annotated[str, typer.Option(help="Criteria for the system prompt, or none.")] = "none",
+    prompts: PromptsOption = None,
+    k: Annotated[list[int] | None, typer.Option("--k", help="Hits@K cut-offs (repeatable); default 5 and 10.")] = None,
+    max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
+    prompt_overflow: PromptOverflowOption = "truncate",
+    dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
+    batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
+    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "description",
+    split: Annotated[str | None, typer.Option(help="Dataset split.")] = None,
+) -> None:
+    """Best-of-n reranking: Hits@K, Spearman with pass rate, reward variance, averaged over questions."""
+    from themis_rm.bench.rerank import RerankConfig, run_rerank
+
+    config = RerankConfig(
+        model=model,
+        data=data,
+        output=output,
+        criterion=criterion,
+        prompts=prompts,
+        max_length=max_length,
+        prompt_overflow=prompt_overflow,
+        dtype=dtype,
+        device=device,
+        batch_tokens=batch_tokens,
+        ks=tuple(k or (5, 10)),
+        split=split,
+        prompt_field=prompt_field,
+    )
+    with _friendly_errors(), progress_bar("scoring completions") as (set_total, advance):
+        result = run_rerank(config, on_loaded=set_total, progress=advance)
+    overall = result.results["overall"]
+    hits = ", ".join(f"{key} {value}" for key, value in overall.items() if key.startswith("hits_at_"))
+    console.print(
+        f"{overall['n_questions']} questions: {hits}; spearman mean {overall['spearman_mean']} -> {result.output}"
+    )
+
+
+@app.command()
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Benchmark run directories (results.json + scores.parquet).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")] = Path("report"),
+    reference_dir: Annotated[
+        Path | None, typer.Option(help="Directory of reference runs to show beside yours.")
+    ] = None,
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% confidence intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Markdown and self-contained HTML report with plots and bootstrap confidence intervals."""
+    from themis_rm.bench.report import build_report
+
+    with _friendly_errors():
+        paths = build_report(run_dirs, output, reference_dir=reference_dir, n_bootstrap=n_bootstrap, seed=seed)
+    console.print(f"report: {paths.html} ({len(paths.pngs)} plots), {paths.markdown}")
+
+
 @app.command()
 def criteria(
     prompts: PromptsOption = None,
@@ -187,14 +351,11 @@ def criteria(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print {key: exact eval prompt} for the five criteria and Full.")
     ] = False,
-    fetch: Annotated[
-        bool, typer.Option("--fetch", help="Download, verify and cache the official pack.")
-    ] = False,
+    fetch: Annotated[bool, typer.Option("--fetch", help="Download, verify and cache the official pack.")] = False,
 ) -> None:
     """List the criteria, their aliases and the prompt pack in use."""
     from themis_rm.criteria import CRITERIA, FULL
-    from themis_rm.packs import fetch_official_pack
-    from themis_rm.scoring.job import resolve_pack
+    from themis_rm.packs import fetch_official_pack, resolve_pack
 
     with _friendly_errors():
         if fetch:
@@ -202,11 +363,7 @@ def criteria(
         pack = resolve_pack(prompts, criteria_file)
     if as_json:
         keys = [*CRITERIA, *(k for k in pack.keys if k not in CRITERIA), FULL]
-        typer.echo(
-            json.dumps(
-                {key: pack.eval_prompt(pack.resolve(key)) for key in keys}, indent=1, ensure_ascii=False
-            )
-        )
+        typer.echo(json.dumps({key: pack.eval_prompt(pack.resolve(key)) for key in keys}, indent=1, ensure_ascii=False))
         return
     table = Table(title=f"criteria — prompt pack {pack.name} (sha256 {pack.sha256[:12]})")
     for column in ("criterion", "aliases", "eval prompt chars"):
@@ -229,9 +386,9 @@ def criteria(
 
 @app.command()
 def demo(
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where the demo writes its artefacts.")
-    ] = Path("demo-output"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where the demo writes its artefacts.")] = Path(
+        "demo-output"
+    ),
     prompts: PromptsOption = None,
 ) -> None:
     """Offline demo: build a tiny reward model and score bundled sample pairs under every criterion."""

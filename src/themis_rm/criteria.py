@@ -62,6 +62,9 @@ _ALIASES: dict[str, str] = {
     "maintainability": READABILITY_MAINTAINABILITY,
 }
 
+# Names resolve() treats specially; no criterion key or alias may take them.
+_RESERVED_NAMES: frozenset[str] = frozenset({FULL.lower(), "all", NONE})
+
 Selection = tuple[str, ...]
 
 
@@ -145,6 +148,13 @@ class PromptPack:
             chosen.add(key)
         return self._canonical_order(chosen)
 
+    def resolve_one(self, name: str) -> str:
+        """The one criterion key ``name`` stands for (an aspect label); several or none is an error."""
+        selection = self.resolve(name)
+        if len(selection) != 1:
+            raise CriteriaError(f"{name!r} must name exactly one criterion (an aspect), not {len(selection)}")
+        return selection[0]
+
     def valid_names(self) -> list[str]:
         """Keys, aliases and the two special names, for error messages and ``themis criteria``."""
         return [*self.keys, FULL, NONE, *sorted({**_ALIASES, **self.aliases})]
@@ -207,10 +217,8 @@ class PromptPack:
             aliases = ["threads"]
         """
         path = Path(path)
-        components, aliases = _parse_criteria_tables(path, _read_toml(path).get("criteria", []))
-        clash = [key for key in components if key in self.components or key.lower() in (FULL.lower(), NONE)]
-        if clash:
-            raise PromptPackError(f"{path}: criteria {clash} are already defined")
+        taken = {**{key.lower(): key for key in self.keys}, **self.aliases}
+        components, aliases = _parse_criteria_tables(path, _read_toml(path).get("criteria", []), taken)
         components = {**self.components, **components}
         aliases = {**self.aliases, **aliases}
         return replace(self, name=f"{self.name}+{path.stem}", components=components, aliases=aliases)
@@ -271,10 +279,12 @@ def pack_from_layout(data: Mapping, name: str) -> PromptPack:
     for key, expected in (data.get("eval_prompts") or {}).items():
         rendered = pack.eval_prompt(pack.resolve(key))
         if rendered != expected:
-            at = next((i for i, (a, b) in enumerate(zip(rendered or "", expected, strict=False)) if a != b), None)
+            got = rendered or ""
+            at = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), None)
+            at = min(len(got), len(expected)) if at is None else at
             raise PromptPackError(
                 f"{name}: eval prompt {key!r} does not match the pack's rendering "
-                f"(first difference at character {at}, lengths {len(rendered or '')} vs {len(expected)})"
+                f"(first difference at character {at}, lengths {len(got)} vs {len(expected)})"
             )
     return pack
 
@@ -306,16 +316,44 @@ def _read_toml(path: Path) -> dict:
         raise PromptPackError(f"{path}: cannot read TOML ({exc})") from exc
 
 
-def _parse_criteria_tables(path: Path, tables: list) -> tuple[dict[str, str], dict[str, str]]:
-    """``[[criteria]]`` tables -> (key -> ``"**Title**: text"``, alias -> key), every field checked."""
+def _parse_criteria_tables(
+    path: Path, tables: object, taken: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``[[criteria]]`` tables -> (key -> ``"**Title**: text"``, alias -> key), every field checked.
+
+    ``taken`` maps the lower-case names already in use (keys and aliases of the pack being extended) to their
+    key. A new key or alias may not reuse one, nor ``full``/``all``/``none`` nor a built-in alias pointing
+    elsewhere: it would silently shadow, or be shadowed by, an existing criterion.
+    """
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise PromptPackError(f"{path}: 'criteria' must be an array of tables, written [[criteria]]")
+    names = {**_ALIASES, **(taken or {})}
     components: dict[str, str] = {}
     aliases: dict[str, str] = {}
     for i, table in enumerate(tables):
         for name in ("key", "title", "text"):
-            if not isinstance(table.get(name), str) or not table[name].strip():
+            if not _non_empty(table.get(name)):
                 raise PromptPackError(f"{path}: criteria[{i}].{name} must be a non-empty string")
-        if table["key"] in components:
-            raise PromptPackError(f"{path}: criteria[{i}].key {table['key']!r} is defined twice")
-        components[table["key"]] = f"**{table['title']}**: {table['text'].strip()}"
-        aliases.update({alias.lower(): table["key"] for alias in table.get("aliases", [])})
+        key = table["key"]
+        if key in components:
+            raise PromptPackError(f"{path}: criteria[{i}].key {key!r} is defined twice")
+        lowered = key.lower()
+        if lowered in _RESERVED_NAMES or lowered in names:
+            what = "reserved" if lowered in _RESERVED_NAMES else f"already defined ({names[lowered]!r})"
+            raise PromptPackError(f"{path}: criteria[{i}].key {key!r} is {what}; choose another key")
+        new_aliases = table.get("aliases", [])
+        if not isinstance(new_aliases, list) or not all(_non_empty(a) for a in new_aliases):
+            raise PromptPackError(f"{path}: criteria[{i}].aliases must be a list of non-empty strings")
+        names[lowered] = key
+        for alias in (a.strip().lower() for a in new_aliases):
+            if alias in _RESERVED_NAMES or names.get(alias, key) != key:
+                what = "is reserved" if alias in _RESERVED_NAMES else f"already names {names[alias]!r}"
+                raise PromptPackError(f"{path}: criteria[{i}].aliases: {alias!r} {what}; pick another alias")
+            names[alias] = key
+            aliases[alias] = key
+        components[key] = f"**{table['title']}**: {table['text'].strip()}"
     return components, aliases
+
+
+def _non_empty(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())

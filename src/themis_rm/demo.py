@@ -90,12 +90,8 @@ def run_demo(output: Path, *, prompts: str | None = None, console: Console | Non
         for i, p in enumerate(pairs)
     ]
     output.mkdir(parents=True, exist_ok=True)
-    (output / "demo_scores.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
-    )
-    (output / "demo_settings.json").write_text(
-        json.dumps(scorer.settings(), indent=1) + "\n", encoding="utf-8"
-    )
+    (output / "demo_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (output / "demo_settings.json").write_text(json.dumps(scorer.settings(), indent=1) + "\n", encoding="utf-8")
     console.print(
         "These numbers come from a tiny RANDOM model (demo scale); they show the pipeline, not a judgement.\n"
         "On a GPU with a real checkpoint:\n"

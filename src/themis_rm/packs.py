@@ -104,6 +104,12 @@ def load_prompt_pack(spec: str | os.PathLike | None = None, *, allow_network: bo
     return load_pack_toml(path) if path.suffix == ".toml" else load_pack_json(path)
 
 
+def resolve_pack(spec: str | os.PathLike | None, criteria_file: str | os.PathLike | None = None) -> PromptPack:
+    """:func:`load_prompt_pack`, extended with the user-defined criteria of ``criteria_file`` when given."""
+    pack = load_prompt_pack(spec)
+    return pack.with_user_criteria(criteria_file) if criteria_file else pack
+
+
 def load_official_pack(*, allow_network: bool | None = None) -> PromptPack:
     """The official Themis pack from the cache, fetching and verifying it first when needed."""
     cached = official_cache_path()
@@ -113,7 +119,13 @@ def load_official_pack(*, allow_network: bool | None = None) -> PromptPack:
         if not allow_network:
             raise PromptPackError(_missing_pack_message(cached, "the network is off (HF_HUB_OFFLINE/THEMIS_OFFLINE)"))
         fetch_official_pack()
-    data = json.loads(cached.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PromptPackError(
+            f"{cached}: the cached official prompt pack cannot be read ({exc}); delete it and run "
+            "`themis criteria --fetch` again"
+        ) from exc
     return pack_from_layout(data, name=OFFICIAL_NAME)
 
 
@@ -153,30 +165,48 @@ def extract_official_layout(eval_source: str, mapper_source: str) -> dict:
     cumulative sampling probabilities.
     """
     eval_prompts = None
-    for node in ast.parse(eval_source).body:
+    for node in _parse_source(eval_source, EVAL_SCRIPT.path).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SYSTEM_PROMPT_MAP" for t in node.targets):
-            eval_prompts = ast.literal_eval(node.value)
-    function = next(
-        (n for n in ast.parse(mapper_source).body if isinstance(n, ast.FunctionDef) and n.name == "system_prompt_map"),
-        None,
-    )
+            eval_prompts = _literal(node.value, "SYSTEM_PROMPT_MAP")
+    mapper_body = _parse_source(mapper_source, PROMPT_MAPPER.path).body
+    function = next((n for n in mapper_body if isinstance(n, ast.FunctionDef) and n.name == "system_prompt_map"), None)
     if eval_prompts is None or function is None:
         raise PromptPackError("the pinned sources lack SYSTEM_PROMPT_MAP or system_prompt_map()")
     components = {}
     for node in ast.walk(function):
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in _MAPPER_VARIABLES:
             components[_MAPPER_VARIABLES[node.targets[0].id]] = _constant_string(node.value)
-    defaults = dict(zip([a.arg for a in function.args.args[-len(function.args.defaults):]],
-                        [ast.literal_eval(d) for d in function.args.defaults], strict=True))
-    p_none = defaults["no_criteria_cumulative_probability"]
-    p_all = defaults["all_criteria_cumulative_probability"]
+    positional = function.args.args[len(function.args.args) - len(function.args.defaults) :]
+    defaults = {a.arg: _literal(d, a.arg) for a, d in zip(positional, function.args.defaults, strict=True)}
+    try:
+        p_none = defaults["no_criteria_cumulative_probability"]
+        p_all = defaults["all_criteria_cumulative_probability"]
+    except KeyError as exc:
+        raise PromptPackError(f"system_prompt_map() has no default for {exc}") from exc
     return {
         "_source": f"{OFFICIAL_REPO}@{OFFICIAL_COMMIT}: {EVAL_SCRIPT.path}, {PROMPT_MAPPER.path}",
         "train_components": components,
-        "train_sampling": {"none": p_none, "single_criterion": round(p_all - p_none, 10),
-                           "full_shuffled": round(1 - p_all, 10)},
+        "train_sampling": {
+            "none": p_none,
+            "single_criterion": round(p_all - p_none, 10),
+            "full_shuffled": round(1 - p_all, 10),
+        },
         "eval_prompts": eval_prompts,
     }
+
+
+def _parse_source(source: str, label: str) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except SyntaxError as exc:
+        raise PromptPackError(f"{label}: cannot parse the source ({exc})") from exc
+
+
+def _literal(node: ast.expr, label: str) -> object:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise PromptPackError(f"{label} (line {node.lineno}) is not a literal ({exc})") from exc
 
 
 def _constant_string(node: ast.expr) -> str:

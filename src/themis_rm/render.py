@@ -24,6 +24,7 @@ from themis_rm.pairs import Message, Prompt, ScoreRequest
 
 logger = logging.getLogger(__name__)
 
+PROMPT_OVERFLOW_POLICIES = ("truncate", "error")
 _USER_SENTINEL = "\u2063THEMIS-USER-SENTINEL\u2063"
 _RESPONSE_SENTINEL = "\u2063THEMIS-RESPONSE-SENTINEL\u2063"
 
@@ -36,13 +37,15 @@ class RenderedSequence:
         input_ids: the whole conversation, closing template tokens included.
         system_len: tokens shared by all requests with this system prompt (0 when there is none).
         prefix_len: tokens before the response (system + prompt turns + assistant header).
-        truncated_tokens: response tokens dropped to fit ``max_length`` (0 when nothing was cut).
+        truncated_tokens: tokens dropped to fit ``max_length`` (0 when nothing was cut), prompt ones included.
+        prompt_truncated_tokens: of those, tokens cut from the end of the last prompt turn.
     """
 
     input_ids: list[int]
     system_len: int
     prefix_len: int
     truncated_tokens: int = 0
+    prompt_truncated_tokens: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -68,9 +71,17 @@ class ChatRenderer:
     Args:
         tokenizer: a fast HF tokenizer (offsets are needed to map text boundaries to tokens).
         max_length: total token budget per sequence; None keeps everything.
+        prompt_overflow: when the prompt leaves no room for the response, ``"truncate"`` caps the response at
+            half the budget and cuts the end of the last prompt turn (system prompt and template tokens are
+            always kept; counted in ``prompt_truncated_tokens``); ``"error"`` raises instead.
     """
 
-    def __init__(self, tokenizer, max_length: int | None = None) -> None:
+    def __init__(self, tokenizer, max_length: int | None = None, prompt_overflow: str = "truncate") -> None:
+        if prompt_overflow not in PROMPT_OVERFLOW_POLICIES:
+            raise ThemisInputError(
+                f"--prompt-overflow must be one of {', '.join(PROMPT_OVERFLOW_POLICIES)}, got {prompt_overflow!r}"
+            )
+        self.prompt_overflow = prompt_overflow
         if not getattr(tokenizer, "is_fast", False):
             raise RenderError("a fast tokenizer is required (token offsets locate the prompt/response split)")
         self.tokenizer = tokenizer
@@ -86,8 +97,8 @@ class ChatRenderer:
         """Render and tokenise a batch of requests (one tokenizer call for all of them).
 
         Raises:
-            PromptTooLongError: when not even one response token fits beside the prompt and template;
-                the message names the request index.
+            PromptTooLongError: when the system prompt and template leave no room, or the prompt does and
+                ``prompt_overflow="error"``; the message names the request index.
         """
         texts, bounds = [], []
         for request in requests:
@@ -97,7 +108,7 @@ class ChatRenderer:
             bounds.append(self._char_bounds(text, request))
         encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
         return [
-            self._to_sequence(i, ids, offsets, *bound)
+            self._to_sequence(i, ids, offsets, bound)
             for i, (ids, offsets, bound) in enumerate(
                 zip(encoded["input_ids"], encoded["offset_mapping"], bounds, strict=True)
             )
@@ -110,46 +121,74 @@ class ChatRenderer:
         return _fallback_template(messages)
 
     # --------------------------------------------------------------------------------------------- internals
-    def _char_bounds(self, text: str, request: ScoreRequest) -> tuple[int, int, int]:
-        """(system end, prefix end, response end) as character offsets into ``text``."""
-        system_probe, response_probe = self._probe(request.system, _prompt_key(request.prompt))
-        prefix_end = min(_common_prefix(text, response_probe), response_probe.index(_RESPONSE_SENTINEL))
-        closing = len(response_probe) - response_probe.index(_RESPONSE_SENTINEL) - len(_RESPONSE_SENTINEL)
+    def _char_bounds(self, text: str, request: ScoreRequest) -> _CharBounds:
+        """Where the prompt, its last turn, the prefix and the response end, as character offsets into ``text``."""
+        structure_probe, response_probe = self._probe(request.system, _prompt_key(request.prompt))
+        response_at = response_probe.index(_RESPONSE_SENTINEL)
+        prefix_end = min(_common_prefix(text, response_probe), response_at)
+        closing = len(response_probe) - response_at - len(_RESPONSE_SENTINEL)
         response_end = max(prefix_end, len(text) - min(_common_suffix(text, response_probe), closing))
-        system_end = 0
-        if system_probe is not None:
-            system_end = min(
-                _common_prefix(text, system_probe), system_probe.index(_USER_SENTINEL), prefix_end
-            )
-        return system_end, prefix_end, response_end
+        user_at = structure_probe.index(_USER_SENTINEL)
+        prompt_start = min(_common_prefix(text, structure_probe), user_at, prefix_end)
+        header = structure_probe.index(_RESPONSE_SENTINEL) - user_at - len(_USER_SENTINEL)
+        user_end = max(prompt_start, prefix_end - header)
+        return _CharBounds(prompt_start, request.system is not None, user_end, prefix_end, response_end)
 
-    def _probe_uncached(self, system: str | None, prompt_key: tuple) -> tuple[str | None, str]:
-        prompt = _prompt_from_key(prompt_key)
-        response_probe = self.apply_template(build_messages(prompt, _RESPONSE_SENTINEL, system))
-        system_probe = None
-        if system is not None:
-            system_probe = self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL, system))
-        return system_probe, response_probe
+    def _probe_uncached(self, system: str | None, prompt_key: tuple) -> tuple[str, str]:
+        """Renderings with sentinel contents: (sentinel prompt + sentinel response, real prompt + sentinel)."""
+        structure_probe = self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL, system))
+        response_probe = self.apply_template(build_messages(_prompt_from_key(prompt_key), _RESPONSE_SENTINEL, system))
+        return structure_probe, response_probe
 
-    def _to_sequence(self, index, ids, offsets, system_end, prefix_end, response_end) -> RenderedSequence:
+    def _to_sequence(self, index: int, ids: list[int], offsets, bounds: _CharBounds) -> RenderedSequence:
         ends = [end for _, end in offsets]
         starts = [start for start, _ in offsets]
-        system_len = bisect.bisect_right(ends, system_end) if system_end else 0
-        prefix_len = bisect.bisect_right(ends, prefix_end)
-        closing_start = max(bisect.bisect_left(starts, response_end), prefix_len)
+        prompt_start = bisect.bisect_right(ends, bounds.prompt_start)
+        system_len = prompt_start if bounds.has_system else 0
+        user_end = max(bisect.bisect_right(ends, bounds.user_end), prompt_start)
+        prefix_len = bisect.bisect_right(ends, bounds.prefix_end)
+        closing_start = max(bisect.bisect_left(starts, bounds.response_end), prefix_len)
         overflow = len(ids) - self.max_length if self.max_length else 0
         if overflow <= 0:
             return RenderedSequence(list(ids), system_len, prefix_len)
         response_tokens = closing_start - prefix_len
-        if overflow >= response_tokens:
+        if overflow < response_tokens:
+            kept = [*ids[: closing_start - overflow], *ids[closing_start:]]
+            return RenderedSequence(kept, system_len, prefix_len, truncated_tokens=overflow)
+        # The response cannot absorb the overflow: keep at most half the budget of it and cut the prompt's end.
+        keep_response = min(response_tokens, max(1, self.max_length // 2))
+        prompt_cut = overflow - (response_tokens - keep_response)
+        if self.prompt_overflow == "error" or prompt_cut > user_end - prompt_start:
+            fixed = prompt_start + (prefix_len - user_end) + (len(ids) - closing_start)
             raise PromptTooLongError(
-                f"request {index}: the prompt and chat template take {prefix_len + len(ids) - closing_start} "
-                f"tokens, leaving no room for the response within max_length={self.max_length}; "
-                "raise --max-length or shorten the prompt",
+                f"request {index}: the prompt takes {prefix_len - prompt_start} tokens beside {fixed} of system "
+                f"prompt and template, leaving no room for the response within max_length={self.max_length}; "
+                "raise --max-length"
+                + (
+                    " or allow prompt truncation (--prompt-overflow truncate)"
+                    if self.prompt_overflow == "error"
+                    else ""
+                ),
                 index,
             )
-        kept = [*ids[: closing_start - overflow], *ids[closing_start:]]
-        return RenderedSequence(kept, system_len, prefix_len, truncated_tokens=overflow)
+        kept = [
+            *ids[: user_end - prompt_cut],
+            *ids[user_end:prefix_len],
+            *ids[prefix_len : prefix_len + keep_response],
+            *ids[closing_start:],
+        ]
+        return RenderedSequence(
+            kept, system_len, prefix_len - prompt_cut, truncated_tokens=overflow, prompt_truncated_tokens=prompt_cut
+        )
+
+
+@dataclass(frozen=True)
+class _CharBounds:
+    prompt_start: int  # end of the system turn and the first prompt header (shared by one system prompt)
+    has_system: bool
+    user_end: int  # end of the last prompt turn's content: prompt truncation cuts before here
+    prefix_end: int  # end of the assistant header
+    response_end: int  # start of the template's closing tokens
 
 
 def _prompt_key(prompt: Prompt) -> tuple:

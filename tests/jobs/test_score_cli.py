@@ -166,6 +166,8 @@ def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):
         64,
         "--device",
         "cpu",
+        "--prompt-overflow",
+        "error",
     )
     assert result.exit_code == 2
     assert "pair 'long-one' (chosen)" in " ".join(result.output.split())

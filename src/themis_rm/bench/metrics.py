@@ -130,7 +130,7 @@ def compile_results(df: pd.DataFrame, ties: str = "wrong") -> dict[str, Any]:
     """
     _check_tie_policy(ties)
     _require_columns(df, SCORE_COLUMNS, where="scores table")
-    credit = _pair_credit(df, ties)
+    credit = pair_credit(df, ties)
     results: dict[str, Any] = {"overall": _overall(df, credit)}
     for key, column in BREAKDOWNS:
         results[key] = _breakdown(credit, df[column])
@@ -165,7 +165,7 @@ def _nan_pairs(df: pd.DataFrame) -> pd.Series:
     return df["chosen_score"].isna() | df["rejected_score"].isna()
 
 
-def _pair_credit(df: pd.DataFrame, ties: str) -> pd.Series:
+def pair_credit(df: pd.DataFrame, ties: str) -> pd.Series:
     """Per-pair credit in [0, 1] (float64): the reference ``correct``; ties and NaN pairs 0.5 under "half"."""
     credit = df["correct"].astype("float64")
     if ties == "half":

@@ -30,9 +30,7 @@ class EngineStats:
         return self.tokens / self.padded_tokens if self.padded_tokens else 1.0
 
 
-def plan_batches(
-    lengths: Sequence[int], batch_tokens: int, max_batch_size: int | None = None
-) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int | None = None) -> list[list[int]]:
     """Group sequence indices into batches whose padded size (longest x count) stays within ``batch_tokens``.
 
     Longest sequences come first, so an out-of-memory budget fails at the start of a run, not at its end.
@@ -77,9 +75,7 @@ class ScoringEngine:
         self.stats = EngineStats()
 
     @torch.inference_mode()
-    def score(
-        self, sequences: Sequence[Sequence[int]], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def score(self, sequences: Sequence[Sequence[int]], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Rewards (float64, input order) for each sequence; ``progress(n)`` is called after each batch."""
         rewards = np.empty(len(sequences), dtype=np.float64)
         started = time.perf_counter()

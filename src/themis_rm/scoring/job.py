@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
-from themis_rm.packs import load_prompt_pack
+from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
 from themis_rm.scoring.scorer import ASPECT, Scorer
 
@@ -38,6 +37,7 @@ class ScoreConfig:
     device: str = "auto"
     max_length: int = 4096
     batch_tokens: int | None = None
+    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
     fields: FieldMap = field(default_factory=FieldMap)
     split: str | None = None
     skip_invalid: bool = False
@@ -57,12 +57,6 @@ class ScoreSummary:
         return self.rows / self.seconds if self.seconds else float("inf")
 
 
-def resolve_pack(prompts: str | None, criteria_file: Path | None) -> PromptPack:
-    """The configured prompt pack, extended with user-defined criteria when a file is given."""
-    pack = load_prompt_pack(prompts)
-    return pack.with_user_criteria(criteria_file) if criteria_file else pack
-
-
 def run_score(
     config: ScoreConfig,
     *,
@@ -77,7 +71,7 @@ def run_score(
     """
     needs_pack = config.criterion.strip().lower() != "none" or config.criteria_file is not None
     pack = resolve_pack(config.prompts, config.criteria_file) if needs_pack else None
-    resolve_aspect = _single_criterion(pack) if pack is not None and config.criterion == ASPECT else None
+    resolve_aspect = pack.resolve_one if pack is not None and config.criterion == ASPECT else None
     read = {"split": config.split}
     kind = input_kind(config.input, config.fields, **read)
     loader = load_pairs if kind == "pairs" else load_responses
@@ -86,14 +80,7 @@ def run_score(
     )
     if not loaded.rows:
         raise ThemisInputError(f"{config.input}: no valid rows to score ({len(loaded.skipped)} skipped)")
-    scorer = Scorer.from_pretrained(
-        config.model,
-        dtype=config.dtype,
-        device=config.device,
-        max_length=config.max_length,
-        prompts=pack,
-        batch_tokens=config.batch_tokens,
-    )
+    scorer = Scorer.from_job_config(config, pack)
     started = time.perf_counter()
     if kind == "pairs":
         if on_loaded:
@@ -145,16 +132,6 @@ def run_score(
     }
     _write_output(config.output, rows, settings)
     return summary
-
-
-def _single_criterion(pack: PromptPack) -> Callable[[str], str]:
-    def resolve(aspect: str) -> str:
-        selection = pack.resolve(aspect)
-        if len(selection) != 1:
-            raise ThemisInputError(f"aspect {aspect!r} must name exactly one criterion")
-        return selection[0]
-
-    return resolve
 
 
 def _row_systems(scorer: Scorer, rows, criterion: str) -> list[str | None]:

@@ -86,9 +86,7 @@ def load_reward_model(
         model_id, revision=revision, dtype=torch_dtype, attn_implementation=attention
     )
     if model.config.num_labels != 1:
-        raise ThemisInputError(
-            f"{model_id}: a reward model needs num_labels=1, this one has {model.config.num_labels}"
-        )
+        raise ThemisInputError(f"{model_id}: a reward model needs num_labels=1, this one has {model.config.num_labels}")
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False

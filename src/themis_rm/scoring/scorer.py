@@ -62,6 +62,7 @@ class Scorer:
         prompts: a :class:`PromptPack`, or a spec for :func:`load_prompt_pack`; loaded only when a criterion is
             asked for, so criteria-free scoring works without any pack.
         max_length: token budget per sequence; responses are truncated to fit, closing tokens kept.
+        prompt_overflow: ``"truncate"`` (cut the prompt's end when it leaves no room) or ``"error"``.
         batch_tokens: padded tokens per forward pass (default 16k on CPU, 64k on GPU).
     """
 
@@ -72,15 +73,14 @@ class Scorer:
         prompts: PromptPack | str | os.PathLike | None = None,
         max_length: int = 4096,
         batch_tokens: int | None = None,
+        prompt_overflow: str = "truncate",
     ) -> None:
         self.loaded = loaded
         self._prompts = prompts
         self.max_length = _effective_max_length(loaded, max_length)
-        self.renderer = ChatRenderer(loaded.tokenizer, self.max_length)
+        self.renderer = ChatRenderer(loaded.tokenizer, self.max_length, prompt_overflow)
         default_budget = 65536 if loaded.device.type == "cuda" else 16384
-        self.engine = ScoringEngine(
-            loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget
-        )
+        self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
 
     @classmethod
     def from_pretrained(
@@ -94,12 +94,29 @@ class Scorer:
         batch_tokens: int | None = None,
         attn_implementation: str = "auto",
         revision: str | None = None,
+        prompt_overflow: str = "truncate",
     ) -> Scorer:
         """Load ``model_id`` (hub id or local directory) and build a scorer around it."""
         loaded = load_reward_model(
             model_id, dtype=dtype, device=device, attn_implementation=attn_implementation, revision=revision
         )
-        return cls(loaded, prompts=prompts, max_length=max_length, batch_tokens=batch_tokens)
+        return cls(
+            loaded, prompts=prompts, max_length=max_length, batch_tokens=batch_tokens, prompt_overflow=prompt_overflow
+        )
+
+    @classmethod
+    def from_job_config(cls, config, prompts: PromptPack | None) -> Scorer:
+        """Build from a job config's model fields: ``model, dtype, device, max_length, batch_tokens,
+        prompt_overflow`` (``ScoreConfig``, ``BenchConfig``, ``RerankConfig`` all carry them)."""
+        return cls.from_pretrained(
+            config.model,
+            dtype=config.dtype,
+            device=config.device,
+            max_length=config.max_length,
+            prompts=prompts,
+            batch_tokens=config.batch_tokens,
+            prompt_overflow=config.prompt_overflow,
+        )
 
     # ---------------------------------------------------------------------------------------------- criteria
     @property
@@ -164,12 +181,8 @@ class Scorer:
         except PromptTooLongError as exc:
             side = "chosen" if exc.index < n else "rejected"
             message = str(exc).split(": ", 1)[1]
-            raise PromptTooLongError(
-                f"pair {pairs[exc.index % n].id!r} ({side}): {message}", exc.index
-            ) from exc
-        return PairScores(
-            out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:]
-        )
+            raise PromptTooLongError(f"pair {pairs[exc.index % n].id!r} ({side}): {message}", exc.index) from exc
+        return PairScores(out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:])
 
     def _pair_systems(self, pairs: Sequence[PreferencePair], criteria) -> list[str | None]:
         if criteria != ASPECT:
@@ -190,6 +203,7 @@ class Scorer:
             "device": str(self.loaded.device),
             "attn_implementation": self.loaded.attn_implementation,
             "max_length": self.max_length,
+            "prompt_overflow": self.renderer.prompt_overflow,
             "batch_tokens": self.engine.batch_tokens,
             "chat_template": "tokenizer" if self.renderer.uses_chat_template else "fallback",
             "themis_rm": _version("themis-rm"),

@@ -1,0 +1,149 @@
+"""``themis rerank``: best-of-n reranking — does the reward pick a completion that passes its tests?
+
+One valid input row (the reference rerank schema)::
+
+    {"id": "q1", "description": "Write fib(n) ...", "completions": ["def fib(n): ...", "..."],
+     "num_passed": [5, 0], "num_failed": [0, 5], "final_verdict": [true, false], "language": "Python"}
+
+Every completion of every question is scored in one length-sorted engine pass; metrics follow the reference
+definitions (Hits@K, Spearman with the pass rate, reward variance) averaged over questions. Outputs:
+``per_question_scores.parquet``, ``rewards.parquet``, ``results.json`` (``{"overall": ...}``, strict JSON) and
+``run.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from themis_rm.bench.metrics import aggregate_rerank, rerank_question_metrics, write_results_json
+from themis_rm.errors import ThemisInputError
+from themis_rm.packs import resolve_pack
+from themis_rm.pairs import LoadedRows, Prompt, RowValidator, ScoreRequest, load_rows
+from themis_rm.scoring.scorer import Scorer
+
+
+@dataclass(frozen=True, slots=True)
+class RerankQuestion:
+    """One question with its candidate completions and their test outcomes."""
+
+    id: str
+    prompt: Prompt
+    completions: list[str]
+    num_passed: list[int]
+    num_failed: list[int]
+    final_verdict: list[bool]
+    language: str | None = None
+
+
+@dataclass
+class RerankConfig:
+    """Settings of one rerank run; ``themis rerank`` options mirror these fields."""
+
+    model: str
+    data: str
+    output: Path
+    criterion: str = "none"  # criteria spec for the system prompt (e.g. "correctness"); "none" = no prompt
+    prompts: str | None = None
+    max_length: int = 4096
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_tokens: int | None = None
+    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    ks: Sequence[int] = (5, 10)
+    split: str | None = None
+    config: str | None = None
+    prompt_field: str = "description"
+
+
+def _parse_question(v: RowValidator, prompt_field: str) -> RerankQuestion:
+    completions = v.record.get("completions")
+    if not isinstance(completions, list) or not completions:
+        raise v.fail("completions", "must be a non-empty list of strings")
+    if not all(isinstance(c, str) for c in completions):
+        raise v.fail("completions", "must hold only strings")
+    lists = {}
+    for name, kind in (("num_passed", int), ("num_failed", int), ("final_verdict", bool)):
+        value = v.record.get(name)
+        if not isinstance(value, list) or len(value) != len(completions):
+            raise v.fail(name, f"must be a list with one entry per completion ({len(completions)})")
+        lists[name] = [kind(x) for x in value]
+    return RerankQuestion(
+        id=v.row_id("id"),
+        prompt=v.prompt(prompt_field),
+        completions=list(completions),
+        language=v.text("language", required=False),
+        **lists,
+    )
+
+
+def load_rerank_questions(
+    source: str | Path, *, prompt_field: str = "description", skip_invalid: bool = False, **read_options
+) -> LoadedRows:
+    """Read and validate rerank questions; bad rows name file, row and field."""
+    return load_rows(source, lambda v: _parse_question(v, prompt_field), skip_invalid, **read_options)
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    output: Path
+    results: dict
+    per_question: pd.DataFrame
+
+
+def run_rerank(
+    config: RerankConfig,
+    *,
+    on_loaded: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RerankResult:
+    """Score every completion, compute per-question and averaged metrics, write the outputs."""
+    started = time.perf_counter()
+    questions: list[RerankQuestion] = load_rerank_questions(
+        config.data, prompt_field=config.prompt_field, split=config.split, config=config.config
+    ).rows
+    if not questions:
+        raise ThemisInputError(f"{config.data}: no rerank questions")
+    pack = None if config.criterion.strip().lower() == "none" else resolve_pack(config.prompts)
+    scorer = Scorer.from_job_config(config, pack)
+    system = scorer.system_prompt(config.criterion)
+    requests = [ScoreRequest(q.prompt, c, system) for q in questions for c in q.completions]
+    if on_loaded:
+        on_loaded(len(requests))
+    out = scorer.score_requests(requests, progress)
+    bounds = np.cumsum([0, *(len(q.completions) for q in questions)])
+    rewards = [out.rewards[a:b] for a, b in itertools.pairwise(bounds)]
+    rows = [
+        {
+            "id": q.id,
+            "language": q.language,
+            **rerank_question_metrics(r, q.num_passed, q.num_failed, q.final_verdict, ks=config.ks),
+        }
+        for q, r in zip(questions, rewards, strict=True)
+    ]
+    per_question = pd.DataFrame(rows).set_index("id")
+    results = {"overall": aggregate_rerank(per_question)}
+    config.output.mkdir(parents=True, exist_ok=True)
+    per_question.to_parquet(config.output / "per_question_scores.parquet")
+    pd.DataFrame({"id": [q.id for q in questions], "rewards": [r.tolist() for r in rewards]}).set_index(
+        "id"
+    ).to_parquet(config.output / "rewards.parquet")
+    write_results_json(results, config.output / "results.json")
+    run = {
+        **scorer.settings(config.criterion),
+        "data": config.data,
+        "ks": list(config.ks),
+        "n_questions": len(questions),
+        "n_completions": len(requests),
+        "n_truncated": len(out.truncated_rows),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    return RerankResult(config.output, results, per_question)

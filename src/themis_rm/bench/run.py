@@ -1,0 +1,259 @@
+"""``themis bench``: CodeRewardBench-style evaluation — dataset -> scores (checkpointed, resumable) -> results.
+
+Outputs in ``--output``:
+
+* ``scores.parquet`` and ``results.json`` exactly in the reference format (see :mod:`themis_rm.bench.metrics`);
+* ``run.json``: everything else — model and revision, dtype, device, max_length, prompt mode and pack hash, tie
+  policy and counts, NaNs, truncated pairs, versions, wall time, pairs/s;
+* ``scores.partial.jsonl``: one line per scored pair, appended and fsynced chunk by chunk. A killed run restarted
+  with the same arguments reuses these lines (no pair lost, none counted twice); ``checkpoint.json`` holds the
+  fingerprint of the settings so a restart with different settings is refused instead of mixing results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from themis_rm.bench.metrics import (
+    TIE_POLICIES,
+    compile_results,
+    nan_count,
+    scores_frame,
+    tie_count,
+    write_results_json,
+    write_scores_parquet,
+)
+from themis_rm.criteria import PromptPack
+from themis_rm.errors import ThemisInputError
+from themis_rm.packs import resolve_pack
+from themis_rm.pairs import FieldMap, PreferencePair, load_pairs
+from themis_rm.scoring.scorer import ASPECT, Scorer
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_FILE = "scores.partial.jsonl"
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+@dataclass
+class BenchConfig:
+    """Settings of one benchmark run; ``themis bench`` options mirror these fields."""
+
+    model: str
+    data: str
+    output: Path
+    prompt_mode: str = ASPECT  # "aspect" (each pair's own aspect prompt: the paper), "full", "none", or criteria
+    prompts: str | None = None  # prompt pack spec ("official", "open", a file); None = THEMIS_PROMPTS, then official
+    criteria_file: Path | None = None
+    max_length: int = 4096
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_tokens: int | None = None
+    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    ties: str = "wrong"  # "wrong" (reference) or "half"
+    limit: int | None = None
+    subsets: Sequence[str] = ()
+    languages: Sequence[str] = ()
+    aspects: Sequence[str] = ()
+    split: str | None = None
+    config: str | None = None
+    fields: FieldMap = field(default_factory=FieldMap)
+    chunk_pairs: int = 256  # pairs scored between two checkpoint writes
+
+    def validate(self) -> None:
+        problems = []
+        if self.ties not in TIE_POLICIES:
+            problems.append(f"--ties must be one of {', '.join(TIE_POLICIES)}, got {self.ties!r}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"--limit must be a positive number of pairs, got {self.limit}")
+        if self.chunk_pairs < 1:
+            problems.append(f"chunk_pairs must be >= 1, got {self.chunk_pairs}")
+        if problems:
+            raise ThemisInputError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    output: Path
+    results: dict
+    run: dict
+
+
+def select_pairs(pairs: list[PreferencePair], config: BenchConfig) -> list[PreferencePair]:
+    """Apply ``--subset/--language/--aspect`` filters (each a set of allowed values), then ``--limit``."""
+    filters = {"subset": set(config.subsets), "language": set(config.languages), "aspect": set(config.aspects)}
+    chosen = [p for p in pairs if all(not allowed or getattr(p, name) in allowed for name, allowed in filters.items())]
+    return chosen[: config.limit] if config.limit else chosen
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    on_loaded: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BenchResult:
+    """Score every selected pair (resuming from a checkpoint in ``config.output``) and write the outputs.
+
+    Args:
+        on_loaded: called with the number of pairs still to score, before scoring starts.
+        progress: called with the number of pairs finished after each chunk.
+    """
+    config.validate()
+    started = time.perf_counter()
+    pack = None if config.prompt_mode.strip().lower() == "none" else resolve_pack(config.prompts, config.criteria_file)
+    resolve_aspect = pack.resolve_one if pack is not None and config.prompt_mode == ASPECT else None
+    loaded = load_pairs(
+        config.data, config.fields, resolve_aspect=resolve_aspect, split=config.split, config=config.config
+    )
+    pairs = select_pairs(loaded.rows, config)
+    if not pairs:
+        raise ThemisInputError(f"{config.data}: no pairs left after the --subset/--language/--aspect/--limit filters")
+    _check_unique_ids(pairs, config.data)
+    config.output.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(config, pack, pairs)
+    done = _resume(config.output, fingerprint)
+    pending = [p for p in pairs if p.id not in done]
+    if on_loaded:
+        on_loaded(len(pending))
+    scorer = Scorer.from_job_config(config, pack)
+    scoring_started = time.perf_counter()
+    with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
+        for chunk in _length_sorted_chunks(pending, config.chunk_pairs):
+            scores = scorer.score_pairs(chunk, config.prompt_mode)
+            for pair, c, r, ct, rt in zip(
+                chunk,
+                scores.chosen.tolist(),
+                scores.rejected.tolist(),
+                scores.chosen_truncated.tolist(),
+                scores.rejected_truncated.tolist(),
+                strict=True,
+            ):
+                record = {"id": pair.id, "chosen_score": c, "rejected_score": r, "truncated": bool(ct or rt)}
+                partial.write(json.dumps(record) + "\n")
+                done[pair.id] = record
+            partial.flush()
+            os.fsync(partial.fileno())
+            if progress:
+                progress(len(chunk))
+    scoring_s = time.perf_counter() - scoring_started
+    return _finish(config, scorer, pairs, done, fingerprint, len(pairs) - len(pending), scoring_s, started)
+
+
+def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
+    records = [done[p.id] for p in pairs]
+    frame = scores_frame(
+        ids=[p.id for p in pairs],
+        chosen=[r["chosen_score"] for r in records],
+        rejected=[r["rejected_score"] for r in records],
+        language=[p.language for p in pairs],
+        aspect=[p.aspect for p in pairs],
+        subset=[p.subset for p in pairs],
+    )
+    results = compile_results(frame, ties=config.ties)
+    write_scores_parquet(frame, config.output / "scores.parquet")
+    write_results_json(results, config.output / "results.json")
+    scored_now = len(pairs) - resumed
+    run = {
+        **scorer.settings(config.prompt_mode),
+        "data": config.data,
+        "data_sha256": _file_sha256(config.data),
+        "prompt_mode": config.prompt_mode,
+        "ties": config.ties,
+        "n_ties": tie_count(frame),
+        "n_nan": nan_count(frame),
+        "n_pairs": len(pairs),
+        "n_truncated_pairs": sum(r["truncated"] for r in records),
+        "resumed_pairs": resumed,
+        "filters": {
+            "subsets": list(config.subsets),
+            "languages": list(config.languages),
+            "aspects": list(config.aspects),
+            "limit": config.limit,
+        },
+        "fingerprint": fingerprint,
+        "scoring_s": round(scoring_s, 3),
+        "wall_s": round(time.perf_counter() - started, 3),
+        "pairs_per_s": round(scored_now / scoring_s, 3) if scored_now and scoring_s > 0 else None,
+        "engine": asdict(scorer.engine.stats),
+    }
+    (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    logger.info("bench: %d pairs, accuracy %.4f", len(pairs), results["overall"]["accuracy"])
+    return BenchResult(config.output, results, run)
+
+
+def _length_sorted_chunks(pairs: list[PreferencePair], size: int):
+    """Chunks of similar-length pairs (characters as a proxy), so each chunk batches with little padding."""
+    ordered = sorted(pairs, key=lambda p: -(len(str(p.prompt)) + max(len(p.chosen), len(p.rejected))))
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _check_unique_ids(pairs: list[PreferencePair], source: str) -> None:
+    seen: set[str] = set()
+    duplicates = [p.id for p in pairs if p.id in seen or seen.add(p.id)]
+    if duplicates:
+        raise ThemisInputError(
+            f"{source}: pair ids must be unique (resume and scores.parquet key on them); duplicated: {duplicates[:5]}"
+        )
+
+
+def _fingerprint(config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair]) -> str:
+    """Hash of everything that changes a score: model, prompts, truncation, dtype and the pairs themselves."""
+    payload = {
+        "model": config.model,
+        "prompt_mode": config.prompt_mode,
+        "pack": pack.sha256 if pack else None,
+        "max_length": config.max_length,
+        "prompt_overflow": config.prompt_overflow,
+        "dtype": config.dtype,
+        "pairs": hashlib.sha256(
+            "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}" for p in pairs).encode()
+        ).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _resume(output: Path, fingerprint: str) -> dict[str, dict]:
+    """Scores already in ``scores.partial.jsonl`` for this exact run; a torn last line is cut off."""
+    checkpoint, partial = output / CHECKPOINT_FILE, output / PARTIAL_FILE
+    if checkpoint.is_file():
+        previous = json.loads(checkpoint.read_text(encoding="utf-8")).get("fingerprint")
+        if previous != fingerprint:
+            raise ThemisInputError(
+                f"{output} holds a run with different settings or data (fingerprint {previous[:12]}...); "
+                "use another --output, or delete that directory to start over"
+            )
+    else:
+        checkpoint.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
+        partial.unlink(missing_ok=True)
+    done: dict[str, dict] = {}
+    if not partial.is_file():
+        return done
+    data = partial.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):  # killed mid-write: drop the torn line before appending
+        with partial.open("r+b") as handle:
+            handle.truncate(len(complete))
+    for line in complete.decode("utf-8").splitlines():
+        record = json.loads(line)
+        done[record["id"]] = record
+    logger.info("resuming: %d pairs already scored in %s", len(done), partial)
+    return done
+
+
+def _file_sha256(source: str) -> str | None:
+    path = Path(source)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

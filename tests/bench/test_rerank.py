@@ -1,0 +1,73 @@
+"""``themis rerank`` end to end: every completion scored once, metrics as the reference defines them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from themis_rm.bench.metrics import rerank_question_metrics
+from themis_rm.bench.rerank import RerankConfig, load_rerank_questions, run_rerank
+from themis_rm.cli import app
+from themis_rm.errors import ThemisInputError
+from themis_rm.scoring import Scorer
+
+
+def _questions() -> list[dict]:
+    return [
+        {"id": "q-add", "description": "Write add(a, b).", "language": "Python",
+         "completions": ["def add(a, b): return a + b", "def add(a, b): return a - b", "def add(a, b): pass"],
+         "num_passed": [3, 0, 0], "num_failed": [0, 3, 3], "final_verdict": [True, False, False]},
+        {"id": "q-none-pass", "description": "Write mul(a, b).", "language": "Python",
+         "completions": ["def mul(a, b): return a + b", "def mul(a, b): return 0"],
+         "num_passed": [1, 0], "num_failed": [2, 3], "final_verdict": [False, False]},
+        {"id": "q-many", "description": "Reverse a list.", "language": "Python",
+         "completions": [f"def rev(xs): return xs[::{-1 if i % 2 else 1}]  # {i}" for i in range(12)],
+         "num_passed": [i % 2 * 4 for i in range(12)], "num_failed": [4 - i % 2 * 4 for i in range(12)],
+         "final_verdict": [bool(i % 2) for i in range(12)]},
+    ]
+
+
+@pytest.fixture
+def rerank_file(tmp_path):
+    path = tmp_path / "rerank.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in _questions()))
+    return path
+
+
+def test_rerank_metrics_equal_the_definitions_on_the_models_own_rewards(tiny_model_dir, rerank_file, tmp_path):
+    result = run_rerank(RerankConfig(model=str(tiny_model_dir), data=str(rerank_file), output=tmp_path / "run",
+                                     device="cpu"))
+    scorer = Scorer.from_pretrained(str(tiny_model_dir), device="cpu")
+    for question in _questions():
+        rewards = scorer.score([question["description"]] * len(question["completions"]), question["completions"])
+        expected = rerank_question_metrics(rewards, question["num_passed"], question["num_failed"],
+                                           question["final_verdict"])
+        row = result.per_question.loc[question["id"]]
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, abs=1e-5, nan_ok=True), key
+    overall = json.loads((tmp_path / "run" / "results.json").read_text())["overall"]
+    assert overall["n_questions"] == 3 and overall["n_questions_with_positive"] == 2
+    assert overall["total_completions"] == 17
+    assert np.isnan(result.per_question.loc["q-none-pass", "hits_at_5"])
+    assert result.per_question.loc["q-add", "hits_at_5"] == 1.0, "K capped at n: any positive is a hit"
+    rewards = pd.read_parquet(tmp_path / "run" / "rewards.parquet")
+    assert [len(r) for r in rewards["rewards"]] == [3, 2, 12]
+
+
+def test_rerank_cli_prints_hits(tiny_model_dir, rerank_file, tmp_path):
+    result = CliRunner().invoke(app, ["rerank", "--model", str(tiny_model_dir), "--data", str(rerank_file),
+                                      "--output", str(tmp_path / "run"), "--device", "cpu", "--k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "3 questions: hits_at_1" in " ".join(result.output.split())
+
+
+def test_rerank_row_with_mismatched_lists_names_file_row_and_field(tmp_path):
+    bad = _questions()[0] | {"num_failed": [0, 3]}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(_questions()[1]) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(ThemisInputError, match=rf"{path}:2: field 'num_failed' must be a list with one entry"):
+        load_rerank_questions(path)

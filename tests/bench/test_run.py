@@ -1,0 +1,133 @@
+"""``themis bench`` end to end: reference-format outputs, filters, tie policy, and kill/resume without loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from themis_rm.bench.metrics import compile_results, read_scores_parquet
+from themis_rm.bench.run import PARTIAL_FILE, BenchConfig, run_bench
+from themis_rm.errors import ThemisInputError
+
+
+@pytest.fixture(scope="module")
+def sample_pairs(tmp_path_factory, shared_dir) -> Path:
+    """60 real pairs over several languages, aspects and subsets, with short prompts."""
+    rows = []
+    for name in ("humanevalpack", "safecoder_security", "mdeval", "commitmined"):
+        lines = (shared_dir / "data" / "pairs" / f"{name}.jsonl").read_text().splitlines()
+        rows += [json.loads(line) for line in lines[:15]]
+    path = tmp_path_factory.mktemp("pairs") / "sample.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _config(model, data, output, **overrides) -> BenchConfig:
+    settings = dict(model=str(model), data=str(data), output=output, prompt_mode="none", device="cpu",
+                    max_length=16384, chunk_pairs=16)
+    return BenchConfig(**{**settings, **overrides})
+
+
+def test_outputs_are_in_the_reference_format_and_recompute_exactly(tiny_model_dir, sample_pairs, tmp_path):
+    result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run"))
+    scores = read_scores_parquet(tmp_path / "run" / "scores.parquet")
+    assert list(scores.columns) == ["chosen_score", "rejected_score", "correct", "score_diff", "language",
+                                    "aspect", "subset"]
+    assert scores.index.name == "id" and len(scores) == 60
+    input_ids = [json.loads(line)["id"] for line in sample_pairs.read_text().splitlines()]
+    assert scores.index.tolist() == input_ids, "rows stay in dataset order"
+    published = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert published == compile_results(scores) == result.results
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    for key in ("model", "dtype", "device", "max_length", "prompt_mode", "ties", "n_ties", "n_nan",
+                "n_truncated_pairs", "transformers", "torch", "wall_s", "pairs_per_s", "fingerprint"):
+        assert key in run
+    assert run["n_pairs"] == 60 and run["resumed_pairs"] == 0
+
+
+def test_filters_and_limit_select_pairs(tiny_model_dir, sample_pairs, tmp_path):
+    result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", languages=["Python", "Go"],
+                               aspects=["Security_Hardness"], limit=5))
+    assert result.results["overall"]["total_examples"] == 5
+    assert set(result.results["by_language"]) <= {"Python", "Go"}
+    assert set(result.results["by_aspect"]) == {"Security_Hardness"}
+
+
+def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, official_prompts_path,
+                                                        tmp_path):
+    config = _config(tiny_model_dir, sample_pairs, tmp_path / "aspect", prompt_mode="aspect",
+                     prompts=str(official_prompts_path), limit=20)
+    plain = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "plain", limit=20))
+    result = run_bench(config)
+    assert result.run["criteria"] == "aspect" and result.run["prompt_pack"]["name"] == official_prompts_path.name
+    assert result.results["overall"]["mean_score_difference"] != plain.results["overall"]["mean_score_difference"]
+
+
+def test_restart_with_other_settings_is_refused(tiny_model_dir, sample_pairs, tmp_path):
+    run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4))
+    with pytest.raises(ThemisInputError, match="different settings"):
+        run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, max_length=8192))
+
+
+def test_invalid_tie_policy_is_reported_with_the_flag(tiny_model_dir, sample_pairs, tmp_path):
+    with pytest.raises(ThemisInputError, match="--ties must be one of wrong, half, got 'skip'"):
+        run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", ties="skip"))
+
+
+def _bench_command(model, data, output) -> list[str]:
+    return [sys.executable, "-m", "themis_rm.cli", "bench", "--model", str(model), "--data", str(data),
+            "--output", str(output), "--prompts-mode", "none", "--device", "cpu", "--max-length", "16384",
+            "--checkpoint-every", "4"]
+
+
+@pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
+def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, sample_pairs, tmp_path,
+                                                               kill_signal):
+    output = tmp_path / "run"
+    command = _bench_command(tiny_model_dir, sample_pairs, output)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = output / PARTIAL_FILE
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.is_file() and len(partial.read_text().splitlines()) >= 8:
+            break
+        time.sleep(0.05)
+    process.send_signal(kill_signal)
+    process.wait(timeout=60)
+    scored_before = len(partial.read_text().splitlines())
+    assert 8 <= scored_before < 60, "the run must have been stopped part-way"
+    assert not (output / "results.json").exists()
+
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
+    run = json.loads((output / "run.json").read_text())
+    ids = [json.loads(line)["id"] for line in partial.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 60, "every pair exactly once"
+    assert run["resumed_pairs"] == scored_before and run["n_pairs"] == 60
+
+    fresh = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fresh"))
+    resumed_scores = read_scores_parquet(output / "scores.parquet")
+    fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
+    pd.testing.assert_index_equal(resumed_scores.index, fresh_scores.index)
+    assert (resumed_scores["chosen_score"] - fresh_scores["chosen_score"]).abs().max() < 1e-4
+
+
+def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir, tiny_model_dir, tmp_path):
+    pair_files = sorted((shared_dir / "data" / "pairs").glob("*.jsonl"))
+    rows = [json.loads(line) for f in pair_files for line in f.read_text().splitlines() if line.strip()]
+    data = tmp_path / "all_pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_bench(_config(tiny_model_dir, data, tmp_path / "run", max_length=2048, chunk_pairs=512))
+    results = result.results
+    assert results["overall"]["total_examples"] == len(rows) == 2646
+    for key, field in (("by_aspect", "aspect"), ("by_language", "language"), ("by_subset", "subset")):
+        assert {k: v["count"] for k, v in results[key].items()} == dict(Counter(r[field] for r in rows))
