@@ -47,6 +47,20 @@ PromptOverflowOption = Annotated[
         "for the response, cut the end of the prompt; counted) or 'error'.",
     ),
 ]
+AdapterOption = Annotated[
+    str,
+    typer.Option(
+        "--adapter",
+        help="How the model yields a reward: seqcls (default), head (custom scalar head, needs "
+        "--adapter-spec), lm-logprob (log p(yes) - log p(no) of a causal LM).",
+    ),
+]
+AdapterSpecOption = Annotated[
+    str | None,
+    typer.Option(
+        "--adapter-spec", help="JSON file: head spec (pooling, head, weights, ...) or logprob spec (yes, no)."
+    ),
+]
 CriteriaFileOption = Annotated[
     Path | None,
     typer.Option("--criteria-file", help="TOML with user-defined [[criteria]] (key, title, text, aliases)."),
@@ -136,6 +150,8 @@ def score(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
     prompt_overflow: PromptOverflowOption = "truncate",
+    adapter: AdapterOption = "seqcls",
+    adapter_spec: AdapterSpecOption = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
     split: Annotated[str | None, typer.Option(help="Split of a dataset directory or hub id.")] = None,
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
@@ -169,6 +185,8 @@ def score(
         device=device,
         max_length=max_length,
         prompt_overflow=prompt_overflow,
+        adapter=adapter,
+        adapter_spec=adapter_spec,
         batch_tokens=batch_tokens,
         fields=fields,
         split=split,
@@ -208,6 +226,8 @@ def bench(
     criteria_file: CriteriaFileOption = None,
     max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
     prompt_overflow: PromptOverflowOption = "truncate",
+    adapter: AdapterOption = "seqcls",
+    adapter_spec: AdapterSpecOption = None,
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
@@ -237,6 +257,8 @@ def bench(
         criteria_file=criteria_file,
         max_length=max_length,
         prompt_overflow=prompt_overflow,
+        adapter=adapter,
+        adapter_spec=adapter_spec,
         dtype=dtype,
         device=device,
         batch_tokens=batch_tokens,
@@ -293,6 +315,8 @@ def rerank(
     k: Annotated[list[int] | None, typer.Option("--k", help="Hits@K cut-offs (repeatable); default 5 and 10.")] = None,
     max_length: Annotated[int, typer.Option(help="Token budget per sequence; responses are cut first.")] = 4096,
     prompt_overflow: PromptOverflowOption = "truncate",
+    adapter: AdapterOption = "seqcls",
+    adapter_spec: AdapterSpecOption = None,
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
@@ -310,6 +334,8 @@ def rerank(
         prompts=prompts,
         max_length=max_length,
         prompt_overflow=prompt_overflow,
+        adapter=adapter,
+        adapter_spec=adapter_spec,
         dtype=dtype,
         device=device,
         batch_tokens=batch_tokens,

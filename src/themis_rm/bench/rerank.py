@@ -57,6 +57,8 @@ class RerankConfig:
     device: str = "auto"
     batch_tokens: int | None = None
     prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
+    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     ks: Sequence[int] = (5, 10)
     split: str | None = None
     config: str | None = None

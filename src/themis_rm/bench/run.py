@@ -57,6 +57,8 @@ class BenchConfig:
     device: str = "auto"
     batch_tokens: int | None = None
     prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
+    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     ties: str = "wrong"  # "wrong" (reference) or "half"
     limit: int | None = None
     subsets: Sequence[str] = ()
@@ -213,6 +215,8 @@ def _fingerprint(config: BenchConfig, pack: PromptPack | None, pairs: list[Prefe
         "max_length": config.max_length,
         "prompt_overflow": config.prompt_overflow,
         "dtype": config.dtype,
+        "adapter": config.adapter,
+        "adapter_spec": config.adapter_spec,
         "pairs": hashlib.sha256(
             "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}" for p in pairs).encode()
         ).hexdigest(),

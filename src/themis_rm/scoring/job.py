@@ -38,6 +38,8 @@ class ScoreConfig:
     max_length: int = 4096
     batch_tokens: int | None = None
     prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
+    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     fields: FieldMap = field(default_factory=FieldMap)
     split: str | None = None
     skip_invalid: bool = False

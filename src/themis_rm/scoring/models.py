@@ -36,6 +36,8 @@ class LoadedModel:
     attn_implementation: str
     model_id: str
     revision: str | None
+    adapter: str = "seqcls"
+    adapter_spec: dict | None = None
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -65,6 +67,16 @@ def resolve_attention(attn_implementation: str, device: torch.device) -> str:
     return "sdpa"
 
 
+def load_tokenizer(model_id: str, revision: str | None = None):
+    """The model's fast tokenizer; a missing pad token falls back to EOS (the config must learn it too)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_reward_model(
     model_id: str,
     *,
@@ -74,14 +86,12 @@ def load_reward_model(
     revision: str | None = None,
 ) -> LoadedModel:
     """Load a one-label sequence-classification reward model and its fast tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     attention = resolve_attention(attn_implementation, torch_device)
-    tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(model_id, revision)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_id, revision=revision, dtype=torch_dtype, attn_implementation=attention
     )

@@ -19,8 +19,9 @@ from themis_rm.errors import PromptTooLongError
 from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import PreferencePair, Prompt, ScoreRequest
 from themis_rm.render import ChatRenderer
+from themis_rm.scoring.adapters import load_adapter
 from themis_rm.scoring.engine import ScoringEngine
-from themis_rm.scoring.models import LoadedModel, load_reward_model
+from themis_rm.scoring.models import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,22 @@ class Scorer:
         attn_implementation: str = "auto",
         revision: str | None = None,
         prompt_overflow: str = "truncate",
+        adapter: str = "seqcls",
+        adapter_spec: object | None = None,
     ) -> Scorer:
-        """Load ``model_id`` (hub id or local directory) and build a scorer around it."""
-        loaded = load_reward_model(
-            model_id, dtype=dtype, device=device, attn_implementation=attn_implementation, revision=revision
+        """Load ``model_id`` (hub id or local directory) through an adapter and build a scorer around it.
+
+        ``adapter``: ``seqcls`` (one-label sequence classification), ``head`` (a custom scalar head described by
+        ``adapter_spec``) or ``lm-logprob`` (log p(yes) − log p(no) of a causal LM); see :mod:`.adapters`.
+        """
+        loaded = load_adapter(
+            model_id,
+            adapter,
+            spec=adapter_spec,
+            dtype=dtype,
+            device=device,
+            attn_implementation=attn_implementation,
+            revision=revision,
         )
         return cls(
             loaded, prompts=prompts, max_length=max_length, batch_tokens=batch_tokens, prompt_overflow=prompt_overflow
@@ -107,7 +120,7 @@ class Scorer:
     @classmethod
     def from_job_config(cls, config, prompts: PromptPack | None) -> Scorer:
         """Build from a job config's model fields: ``model, dtype, device, max_length, batch_tokens,
-        prompt_overflow`` (``ScoreConfig``, ``BenchConfig``, ``RerankConfig`` all carry them)."""
+        prompt_overflow, adapter, adapter_spec`` (``ScoreConfig``, ``BenchConfig``, ``RerankConfig`` carry them)."""
         return cls.from_pretrained(
             config.model,
             dtype=config.dtype,
@@ -202,6 +215,8 @@ class Scorer:
             "dtype": str(self.loaded.dtype).removeprefix("torch."),
             "device": str(self.loaded.device),
             "attn_implementation": self.loaded.attn_implementation,
+            "adapter": self.loaded.adapter,
+            "adapter_spec": self.loaded.adapter_spec,
             "max_length": self.max_length,
             "prompt_overflow": self.renderer.prompt_overflow,
             "batch_tokens": self.engine.batch_tokens,

@@ -1,0 +1,209 @@
+"""Generative judges against a real loopback HTTP server imitating ``POST /v1/chat/completions``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from themis_rm.errors import ThemisInputError
+from themis_rm.pairs import ScoreRequest
+from themis_rm.scoring.judge import (
+    GenerativeJudge,
+    JudgeConfig,
+    parse_boxed,
+    parse_json_score,
+    parse_last_number,
+    reparse_raw,
+)
+
+# What the scripted server answers for a response containing ``SCRIPT:<name>``; a callable gets the attempt number.
+SCRIPTS = {
+    "boxed7": "First guess \\boxed{2}. On reflection the code is right: \\boxed{7}",
+    "boxed85": "Mostly fine. \\boxed{ 8.5 }",
+    "json3": 'Draft: {"score": 9}. Final: {"reason": "slow", "score": 3}',
+    "garbage": "I would rather not say.",
+    "too_high": "\\boxed{900}",
+    "flaky": lambda attempt: (500, None) if attempt == 1 else (200, "\\boxed{5}"),
+    "down": lambda attempt: (500, None),
+    "bad_request": lambda attempt: (400, None),
+}
+
+
+class ScriptedJudgeServer:
+    """Counts requests, attempts per script and the most requests in flight at once; sleeps ``delay_s`` each."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.attempts: Counter[str] = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+
+    def answer(self, body: dict) -> tuple[int, str | None]:
+        script = re.search(r"SCRIPT:(\w+)", body["messages"][-1]["content"]).group(1)
+        with self.lock:
+            self.attempts[script] += 1
+            attempt = self.attempts[script]
+        scripted = SCRIPTS[script]
+        return scripted(attempt) if callable(scripted) else (200, scripted)
+
+    def handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    with server.lock:
+                        server.bodies.append(body)
+                        server.auth.append(self.headers.get("Authorization"))
+                    time.sleep(server.delay_s)
+                    status, text = server.answer(body) if self.path == "/v1/chat/completions" else (404, None)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+                payload = _completion(body["model"], text) if status == 200 else {"error": {"message": "scripted"}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def _completion(model: str, text: str) -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+@pytest.fixture
+def judge_server(monkeypatch):
+    """The scripted server on 127.0.0.1 at a free port; yields (server, base_url)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("THEMIS_TEST_JUDGE_KEY", "sk-loopback")
+    scripted = ScriptedJudgeServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield scripted, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _judge(base_url: str, **overrides) -> GenerativeJudge:
+    fields = dict(
+        model="judge-tiny",
+        base_url=base_url,
+        api_key_env="THEMIS_TEST_JUDGE_KEY",
+        seed=1234,
+        max_tokens=64,
+        concurrency=2,
+        retries=2,
+        backoff_s=0.01,
+        timeout_s=5.0,
+    )
+    return GenerativeJudge(JudgeConfig(**(fields | overrides)))
+
+
+def _requests(*scripts: str) -> list[ScoreRequest]:
+    return [ScoreRequest(f"Write f number {i}.", f"def f(): pass  # SCRIPT:{s}") for i, s in enumerate(scripts)]
+
+
+def test_parsers_read_the_last_match():
+    assert parse_boxed(SCRIPTS["boxed7"]) == 7.0
+    assert parse_boxed("\\boxed{8.5} then \\boxed{-1}") == -1.0
+    assert parse_boxed("<think>\\boxed{3}</think> the answer is nine") is None
+    assert parse_json_score(SCRIPTS["json3"]) == 3.0
+    assert parse_json_score('```json\n{"score": "4.5"}\n```') == 4.5
+    assert parse_json_score('{"rating": 4}') is None
+    assert parse_last_number("Score: 4 of 5, final 6.") == 6.0
+    assert parse_last_number("no digits") is None
+
+
+def test_scores_in_input_order_with_nan_and_counters(judge_server):
+    server, base_url = judge_server
+    requests = _requests("boxed7", "garbage", "boxed85", "too_high", "boxed7")
+    out = _judge(base_url).score_requests(requests, criteria_text="Runtime efficiency")
+    assert out.rewards[[0, 2, 4]].tolist() == [7.0, 8.5, 7.0]
+    assert np.isnan(out.rewards[[1, 3]]).all()
+    assert (out.parse_failures, out.out_of_range, out.request_failures) == (1, 1, 0)
+    assert out.raw_outputs == [SCRIPTS[s] for s in ("boxed7", "garbage", "boxed85", "too_high", "boxed7")]
+    body = server.bodies[0]
+    assert (body["seed"], body["model"], body["temperature"], body["max_tokens"]) == (1234, "judge-tiny", 0.0, 64)
+    assert all(b["seed"] == 1234 for b in server.bodies)
+    assert set(server.auth) == {"Bearer sk-loopback"}
+    content = body["messages"][0]["content"]
+    assert "Runtime efficiency" in content and "[PROMPT]\nWrite f number" in content and "\\boxed{N}" in content
+
+
+def test_json_parser_and_request_system_prompt_as_criterion(judge_server):
+    server, base_url = judge_server
+    request = ScoreRequest("Sort xs.", "sorted(xs)  # SCRIPT:json3", system="Judge memory efficiency.")
+    out = _judge(base_url, parser="json").score_requests([request])
+    assert out.rewards.tolist() == [3.0]
+    assert "Judge memory efficiency." in server.bodies[0]["messages"][0]["content"]
+
+
+def test_concurrency_limit_is_respected(judge_server):
+    server, base_url = judge_server
+    server.delay_s = 0.1
+    out = _judge(base_url, concurrency=3).score_requests(_requests(*["boxed7"] * 9))
+    assert out.rewards.tolist() == [7.0] * 9
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_server_errors_are_retried_then_counted(judge_server):
+    server, base_url = judge_server
+    out = _judge(base_url, retries=1).score_requests(_requests("flaky", "down", "bad_request", "boxed85"))
+    assert out.rewards[0] == 5.0 and out.rewards[3] == 8.5
+    assert np.isnan(out.rewards[1:3]).all()
+    assert server.attempts["flaky"] == 2 and server.attempts["down"] == 2, "5xx: one retry"
+    assert server.attempts["bad_request"] == 1, "4xx other than 429: no retry"
+    assert (out.retries, out.request_failures, out.parse_failures) == (2, 2, 0)
+    assert "InternalServerError" in out.errors[1] and "BadRequestError" in out.errors[2]
+
+
+def test_raw_outputs_saved_and_reparsed(judge_server, tmp_path):
+    _, base_url = judge_server
+    out = _judge(base_url).score_requests(_requests("json3", "boxed7", "down"))
+    path = out.save_raw(tmp_path / "raw" / "judge.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert rows[0]["raw"] == SCRIPTS["json3"] and rows[0]["reward"] is None
+    assert rows[1]["reward"] == 7.0 and rows[2]["error"].startswith("InternalServerError")
+    again = reparse_raw(path, parser="json")
+    assert again.rewards[0] == 3.0 and math.isnan(again.rewards[1]) and math.isnan(again.rewards[2])
+    assert (again.parse_failures, again.request_failures) == (1, 1)
+
+
+def test_bad_config_lists_every_problem():
+    with pytest.raises(ThemisInputError, match=r"concurrency must be.*parser must be one of boxed.*\['answer'\]"):
+        JudgeConfig(model="m", concurrency=0, parser="regex", template="{prompt} {answer} {response}")
+    with pytest.raises(ThemisInputError, match=r"must contain \{response\}"):
+        JudgeConfig(model="m", template="{prompt}")
