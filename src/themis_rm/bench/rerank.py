@@ -27,7 +27,7 @@ from themis_rm.bench.metrics import aggregate_rerank, rerank_question_metrics, w
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import LoadedRows, Prompt, RowValidator, ScoreRequest, load_rows
-from themis_rm.scoring.scorer import Scorer
+from themis_rm.scoring.scorer import ModelConfig, Scorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +43,14 @@ class RerankQuestion:
     language: str | None = None
 
 
-@dataclass
-class RerankConfig:
+@dataclass(kw_only=True)
+class RerankConfig(ModelConfig):
     """Settings of one rerank run; ``themis rerank`` options mirror these fields."""
 
-    model: str
     data: str
     output: Path
     criterion: str = "none"  # criteria spec for the system prompt (e.g. "correctness"); "none" = no prompt
     prompts: str | None = None
-    max_length: int = 4096
-    dtype: str = "auto"
-    device: str = "auto"
-    batch_tokens: int | None = None
-    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
-    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
-    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     ks: Sequence[int] = (5, 10)
     split: str | None = None
     config: str | None = None

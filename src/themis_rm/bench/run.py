@@ -34,7 +34,7 @@ from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, PreferencePair, load_pairs
-from themis_rm.scoring.scorer import ASPECT, Scorer
+from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -42,23 +42,15 @@ PARTIAL_FILE = "scores.partial.jsonl"
 CHECKPOINT_FILE = "checkpoint.json"
 
 
-@dataclass
-class BenchConfig:
+@dataclass(kw_only=True)
+class BenchConfig(ModelConfig):
     """Settings of one benchmark run; ``themis bench`` options mirror these fields."""
 
-    model: str
     data: str
     output: Path
     prompt_mode: str = ASPECT  # "aspect" (each pair's own aspect prompt: the paper), "full", "none", or criteria
     prompts: str | None = None  # prompt pack spec ("official", "open", a file); None = THEMIS_PROMPTS, then official
     criteria_file: Path | None = None
-    max_length: int = 4096
-    dtype: str = "auto"
-    device: str = "auto"
-    batch_tokens: int | None = None
-    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
-    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
-    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     ties: str = "wrong"  # "wrong" (reference) or "half"
     limit: int | None = None
     subsets: Sequence[str] = ()

@@ -18,28 +18,20 @@ from pathlib import Path
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
-from themis_rm.scoring.scorer import ASPECT, Scorer
+from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ScoreConfig:
+@dataclass(kw_only=True)
+class ScoreConfig(ModelConfig):
     """Settings of one ``themis score`` run; CLI options mirror these fields."""
 
-    model: str
     input: Path
     output: Path
     criterion: str = "none"  # a criteria spec, or "aspect" to use each row's own aspect
     prompts: str | None = None  # "official", "open", or a pack file; None = THEMIS_PROMPTS, then official
     criteria_file: Path | None = None  # user-defined criteria (TOML) added to the pack
-    dtype: str = "auto"
-    device: str = "auto"
-    max_length: int = 4096
-    batch_tokens: int | None = None
-    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
-    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
-    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
     fields: FieldMap = field(default_factory=FieldMap)
     split: str | None = None
     skip_invalid: bool = False

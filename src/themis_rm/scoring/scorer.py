@@ -29,6 +29,20 @@ ASPECT = "aspect"  # criteria mode: each pair under its own aspect's prompt (the
 _UNBOUNDED = 10**8
 
 
+@dataclass(kw_only=True)
+class ModelConfig:
+    """The model fields every job config shares (``ScoreConfig``, ``BenchConfig``, ``RerankConfig``)."""
+
+    model: str  # hub id or local directory
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32
+    device: str = "auto"
+    max_length: int = 4096  # token budget per sequence; responses are cut first
+    batch_tokens: int | None = None  # padded tokens per forward pass (default 16k CPU, 64k GPU)
+    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
+    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
+    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
+
+
 @dataclass(frozen=True)
 class ScoreOutput:
     """Rewards in input order, plus which inputs had their response truncated and by how many tokens."""
@@ -118,9 +132,8 @@ class Scorer:
         )
 
     @classmethod
-    def from_job_config(cls, config, prompts: PromptPack | None) -> Scorer:
-        """Build from a job config's model fields: ``model, dtype, device, max_length, batch_tokens,
-        prompt_overflow, adapter, adapter_spec`` (``ScoreConfig``, ``BenchConfig``, ``RerankConfig`` carry them)."""
+    def from_job_config(cls, config: ModelConfig, prompts: PromptPack | None) -> Scorer:
+        """Build from a job config's shared model fields."""
         return cls.from_pretrained(
             config.model,
             dtype=config.dtype,
