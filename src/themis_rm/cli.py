@@ -239,6 +239,19 @@ def bench(
     split: Annotated[str | None, typer.Option(help="Dataset split.")] = None,
     config: Annotated[str | None, typer.Option("--config", help="Hub dataset config.")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Pairs scored between two checkpoint writes.")] = 256,
+    judge_url: Annotated[str | None, typer.Option(help="--adapter judge: OpenAI-compatible API root (…/v1).")] = None,
+    judge_parser: Annotated[str, typer.Option(help="--adapter judge: boxed, json or last_number.")] = "boxed",
+    judge_template: Annotated[str | None, typer.Option(help="--adapter judge: str.format template file.")] = None,
+    judge_concurrency: Annotated[int, typer.Option(help="--adapter judge: requests in flight.")] = 8,
+    perturb: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge-hacking perturbations to score too (comma list or "
+            "'all'): self_praise, fake_tests, rename_identifiers, whitespace, "
+            "docstring_inflation, swap_comments."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
 ) -> None:
     """Benchmark a reward model on preference pairs: scores.parquet, results.json and run.json."""
     if ctx.invoked_subcommand is not None:
@@ -270,6 +283,12 @@ def bench(
         split=split,
         config=config,
         chunk_pairs=checkpoint_every,
+        judge_url=judge_url,
+        judge_parser=judge_parser,
+        judge_template=judge_template,
+        judge_concurrency=judge_concurrency,
+        perturb=tuple(perturb.split(",")) if perturb else (),
+        seed=seed,
     )
     with _friendly_errors(), progress_bar("benchmark pairs") as (set_total, advance):
         result = run_bench(bench_config, on_loaded=set_total, progress=advance)
@@ -280,6 +299,8 @@ def bench(
         f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
     )
     _wide_console().print(_accuracy_table(result.results))
+    if run.get("robustness"):
+        _wide_console().print(_robustness_table(result.results, run["robustness"]))
 
 
 def _accuracy_table(results: dict) -> Table:
@@ -288,6 +309,15 @@ def _accuracy_table(results: dict) -> Table:
         table.add_column(column, justify="left" if column == "aspect" else "right")
     for name, row in results["by_aspect"].items():
         table.add_row(name, f"{row['accuracy']:.2%}", str(row["count"]))
+    return table
+
+
+def _robustness_table(results: dict, robustness: dict) -> Table:
+    table = Table(title=f"robustness (clean accuracy {results['overall']['accuracy']:.2%})")
+    for column in ("perturbation", "side", "accuracy", "drop", "unchanged pairs"):
+        table.add_column(column, justify="left" if column in ("perturbation", "side") else "right")
+    for kind, row in robustness.items():
+        table.add_row(kind, row["side"], f"{row['accuracy']:.2%}", f"{row['drop']:+.2%}", str(row["unchanged_pairs"]))
     return table
 
 

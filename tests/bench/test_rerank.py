@@ -18,16 +18,33 @@ from themis_rm.scoring import Scorer
 
 def _questions() -> list[dict]:
     return [
-        {"id": "q-add", "description": "Write add(a, b).", "language": "Python",
-         "completions": ["def add(a, b): return a + b", "def add(a, b): return a - b", "def add(a, b): pass"],
-         "num_passed": [3, 0, 0], "num_failed": [0, 3, 3], "final_verdict": [True, False, False]},
-        {"id": "q-none-pass", "description": "Write mul(a, b).", "language": "Python",
-         "completions": ["def mul(a, b): return a + b", "def mul(a, b): return 0"],
-         "num_passed": [1, 0], "num_failed": [2, 3], "final_verdict": [False, False]},
-        {"id": "q-many", "description": "Reverse a list.", "language": "Python",
-         "completions": [f"def rev(xs): return xs[::{-1 if i % 2 else 1}]  # {i}" for i in range(12)],
-         "num_passed": [i % 2 * 4 for i in range(12)], "num_failed": [4 - i % 2 * 4 for i in range(12)],
-         "final_verdict": [bool(i % 2) for i in range(12)]},
+        {
+            "id": "q-add",
+            "description": "Write add(a, b).",
+            "language": "Python",
+            "completions": ["def add(a, b): return a + b", "def add(a, b): return a - b", "def add(a, b): pass"],
+            "num_passed": [3, 0, 0],
+            "num_failed": [0, 3, 3],
+            "final_verdict": [True, False, False],
+        },
+        {
+            "id": "q-none-pass",
+            "description": "Write mul(a, b).",
+            "language": "Python",
+            "completions": ["def mul(a, b): return a + b", "def mul(a, b): return 0"],
+            "num_passed": [1, 0],
+            "num_failed": [2, 3],
+            "final_verdict": [False, False],
+        },
+        {
+            "id": "q-many",
+            "description": "Reverse a list.",
+            "language": "Python",
+            "completions": [f"def rev(xs): return xs[::{-1 if i % 2 else 1}]  # {i}" for i in range(12)],
+            "num_passed": [i % 2 * 4 for i in range(12)],
+            "num_failed": [4 - i % 2 * 4 for i in range(12)],
+            "final_verdict": [bool(i % 2) for i in range(12)],
+        },
     ]
 
 
@@ -39,13 +56,15 @@ def rerank_file(tmp_path):
 
 
 def test_rerank_metrics_equal_the_definitions_on_the_models_own_rewards(tiny_model_dir, rerank_file, tmp_path):
-    result = run_rerank(RerankConfig(model=str(tiny_model_dir), data=str(rerank_file), output=tmp_path / "run",
-                                     device="cpu"))
+    result = run_rerank(
+        RerankConfig(model=str(tiny_model_dir), data=str(rerank_file), output=tmp_path / "run", device="cpu")
+    )
     scorer = Scorer.from_pretrained(str(tiny_model_dir), device="cpu")
     for question in _questions():
         rewards = scorer.score([question["description"]] * len(question["completions"]), question["completions"])
-        expected = rerank_question_metrics(rewards, question["num_passed"], question["num_failed"],
-                                           question["final_verdict"])
+        expected = rerank_question_metrics(
+            rewards, question["num_passed"], question["num_failed"], question["final_verdict"]
+        )
         row = result.per_question.loc[question["id"]]
         for key, value in expected.items():
             assert row[key] == pytest.approx(value, abs=1e-5, nan_ok=True), key
@@ -59,8 +78,22 @@ def test_rerank_metrics_equal_the_definitions_on_the_models_own_rewards(tiny_mod
 
 
 def test_rerank_cli_prints_hits(tiny_model_dir, rerank_file, tmp_path):
-    result = CliRunner().invoke(app, ["rerank", "--model", str(tiny_model_dir), "--data", str(rerank_file),
-                                      "--output", str(tmp_path / "run"), "--device", "cpu", "--k", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rerank",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            str(rerank_file),
+            "--output",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+            "--k",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 questions: hits_at_1" in " ".join(result.output.split())
 

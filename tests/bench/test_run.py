@@ -32,40 +32,81 @@ def sample_pairs(tmp_path_factory, shared_dir) -> Path:
 
 
 def _config(model, data, output, **overrides) -> BenchConfig:
-    settings = dict(model=str(model), data=str(data), output=output, prompt_mode="none", device="cpu",
-                    max_length=16384, chunk_pairs=16)
+    settings = dict(
+        model=str(model),
+        data=str(data),
+        output=output,
+        prompt_mode="none",
+        device="cpu",
+        max_length=16384,
+        chunk_pairs=16,
+    )
     return BenchConfig(**{**settings, **overrides})
 
 
 def test_outputs_are_in_the_reference_format_and_recompute_exactly(tiny_model_dir, sample_pairs, tmp_path):
     result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run"))
     scores = read_scores_parquet(tmp_path / "run" / "scores.parquet")
-    assert list(scores.columns) == ["chosen_score", "rejected_score", "correct", "score_diff", "language",
-                                    "aspect", "subset"]
+    assert list(scores.columns) == [
+        "chosen_score",
+        "rejected_score",
+        "correct",
+        "score_diff",
+        "language",
+        "aspect",
+        "subset",
+    ]
     assert scores.index.name == "id" and len(scores) == 60
     input_ids = [json.loads(line)["id"] for line in sample_pairs.read_text().splitlines()]
     assert scores.index.tolist() == input_ids, "rows stay in dataset order"
     published = json.loads((tmp_path / "run" / "results.json").read_text())
     assert published == compile_results(scores) == result.results
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    for key in ("model", "dtype", "device", "max_length", "prompt_mode", "ties", "n_ties", "n_nan",
-                "n_truncated_pairs", "transformers", "torch", "wall_s", "pairs_per_s", "fingerprint"):
+    for key in (
+        "model",
+        "dtype",
+        "device",
+        "max_length",
+        "prompt_mode",
+        "ties",
+        "n_ties",
+        "n_nan",
+        "n_truncated_pairs",
+        "transformers",
+        "torch",
+        "wall_s",
+        "pairs_per_s",
+        "fingerprint",
+    ):
         assert key in run
     assert run["n_pairs"] == 60 and run["resumed_pairs"] == 0
 
 
 def test_filters_and_limit_select_pairs(tiny_model_dir, sample_pairs, tmp_path):
-    result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", languages=["Python", "Go"],
-                               aspects=["Security_Hardness"], limit=5))
+    result = run_bench(
+        _config(
+            tiny_model_dir,
+            sample_pairs,
+            tmp_path / "run",
+            languages=["Python", "Go"],
+            aspects=["Security_Hardness"],
+            limit=5,
+        )
+    )
     assert result.results["overall"]["total_examples"] == 5
     assert set(result.results["by_language"]) <= {"Python", "Go"}
     assert set(result.results["by_aspect"]) == {"Security_Hardness"}
 
 
-def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, official_prompts_path,
-                                                        tmp_path):
-    config = _config(tiny_model_dir, sample_pairs, tmp_path / "aspect", prompt_mode="aspect",
-                     prompts=str(official_prompts_path), limit=20)
+def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, official_prompts_path, tmp_path):
+    config = _config(
+        tiny_model_dir,
+        sample_pairs,
+        tmp_path / "aspect",
+        prompt_mode="aspect",
+        prompts=str(official_prompts_path),
+        limit=20,
+    )
     plain = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "plain", limit=20))
     result = run_bench(config)
     assert result.run["criteria"] == "aspect" and result.run["prompt_pack"]["name"] == official_prompts_path.name
@@ -84,14 +125,30 @@ def test_invalid_tie_policy_is_reported_with_the_flag(tiny_model_dir, sample_pai
 
 
 def _bench_command(model, data, output) -> list[str]:
-    return [sys.executable, "-m", "themis_rm.cli", "bench", "--model", str(model), "--data", str(data),
-            "--output", str(output), "--prompts-mode", "none", "--device", "cpu", "--max-length", "16384",
-            "--checkpoint-every", "4"]
+    return [
+        sys.executable,
+        "-m",
+        "themis_rm.cli",
+        "bench",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--prompts-mode",
+        "none",
+        "--device",
+        "cpu",
+        "--max-length",
+        "16384",
+        "--checkpoint-every",
+        "4",
+    ]
 
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, sample_pairs, tmp_path,
-                                                               kill_signal):
+def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, sample_pairs, tmp_path, kill_signal):
     output = tmp_path / "run"
     command = _bench_command(tiny_model_dir, sample_pairs, output)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -131,3 +188,24 @@ def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir,
     assert results["overall"]["total_examples"] == len(rows) == 2646
     for key, field in (("by_aspect", "aspect"), ("by_language", "language"), ("by_subset", "subset")):
         assert {k: v["count"] for k, v in results[key].items()} == dict(Counter(r[field] for r in rows))
+
+
+def test_perturbations_are_scored_beside_the_clean_run(tiny_model_dir, sample_pairs, tmp_path):
+    from themis_rm.bench.perturb import PERTURBATIONS
+
+    result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=12, perturb=("all",), seed=3))
+    robustness = json.loads((tmp_path / "run" / "robustness.json").read_text())
+    assert robustness["seed"] == 3 and set(robustness["kinds"]) == set(PERTURBATIONS)
+    clean = result.results["overall"]["accuracy"]
+    for kind, row in robustness["kinds"].items():
+        perturbed = json.loads((tmp_path / "run" / "perturb" / kind / "results.json").read_text())
+        assert perturbed["overall"]["total_examples"] == 12
+        assert row["drop"] == pytest.approx(clean - perturbed["overall"]["accuracy"], abs=1e-4)
+        assert 0 <= row["unchanged_pairs"] < 12
+    assert result.run["robustness"] == robustness["kinds"]
+
+
+def test_unknown_perturbation_is_refused_before_any_scoring(tiny_model_dir, sample_pairs, tmp_path):
+    with pytest.raises(ThemisInputError, match="--perturb: unknown kind 'flattery'"):
+        run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", perturb=("flattery",)))
+    assert not (tmp_path / "run").exists()

@@ -56,14 +56,10 @@ def test_score_on_real_pairs_scores_every_row_and_records_settings(
 def test_score_responses_file_to_json_output(tiny_model_dir, tmp_path):
     source = tmp_path / "responses.jsonl"
     source.write_text(
-        "".join(
-            json.dumps({"id": f"r{i}", "prompt": "Add.", "response": f"return {i}"}) + "\n" for i in range(5)
-        )
+        "".join(json.dumps({"id": f"r{i}", "prompt": "Add.", "response": f"return {i}"}) + "\n" for i in range(5))
     )
     out = tmp_path / "scores.json"
-    result = _invoke(
-        "score", "--model", tiny_model_dir, "--input", source, "--output", out, "--device", "cpu"
-    )
+    result = _invoke("score", "--model", tiny_model_dir, "--input", source, "--output", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     assert [r["id"] for r in document["rows"]] == [f"r{i}" for i in range(5)]
@@ -130,9 +126,7 @@ def test_demo_scores_every_sample_pair_under_every_mode(tmp_path, prompts):
     result = run_demo(tmp_path / "demo", prompts=prompts)
     assert result.pairs == len(demo_pairs()) == 10
     assert set(result.accuracy) == set(DEMO_MODES)
-    records = [
-        json.loads(line) for line in (tmp_path / "demo" / "demo_scores.jsonl").read_text().splitlines()
-    ]
+    records = [json.loads(line) for line in (tmp_path / "demo" / "demo_scores.jsonl").read_text().splitlines()]
     assert len(records) == 10 and all(set(r["margins"]) == set(DEMO_MODES) for r in records)
     assert {p.language for p in demo_pairs()} == {
         "C",

@@ -50,9 +50,7 @@ def _requests(n: int, seed: int = 0) -> list[ScoreRequest]:
 @pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_llama_dir"])
 def test_scores_equal_plain_forward_including_truncated_rows(request, model_fixture):
     model_dir = request.getfixturevalue(model_fixture)
-    scorer = Scorer(
-        load_reward_model(str(model_dir), dtype="fp32", device="cpu"), max_length=160, batch_tokens=2048
-    )
+    scorer = Scorer(load_reward_model(str(model_dir), dtype="fp32", device="cpu"), max_length=160, batch_tokens=2048)
     requests = _requests(60)
     out = scorer.score_requests(requests)
     rendered = scorer.renderer.render_many(requests)

@@ -41,9 +41,7 @@ def test_score_under_a_criterion_equals_scoring_with_that_system_prompt(scorer):
 def test_aspect_mode_scores_each_pair_under_its_own_aspect(scorer):
     pairs = [
         PreferencePair("a", "Sort a list.", "sorted(xs)", "bubble(xs)", aspect="Runtime_Efficiency"),
-        PreferencePair(
-            "b", "Read a file.", "with open(p) as f: ...", "f = open(p)", aspect="Memory_Efficiency"
-        ),
+        PreferencePair("b", "Read a file.", "with open(p) as f: ...", "f = open(p)", aspect="Memory_Efficiency"),
     ]
     both = scorer.score_pairs(pairs, criteria=ASPECT)
     for i, pair in enumerate(pairs):

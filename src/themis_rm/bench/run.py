@@ -18,18 +18,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from themis_rm.bench.metrics import (
     TIE_POLICIES,
     compile_results,
     nan_count,
-    scores_frame,
     tie_count,
     write_results_json,
     write_scores_parquet,
 )
+from themis_rm.bench.perturb import parse_kinds
+from themis_rm.bench.robustness import pairs_frame, run_robustness
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
@@ -60,6 +61,8 @@ class BenchConfig(ModelConfig):
     config: str | None = None
     fields: FieldMap = field(default_factory=FieldMap)
     chunk_pairs: int = 256  # pairs scored between two checkpoint writes
+    perturb: Sequence[str] = ()  # judge-hacking perturbation kinds to score beside the clean run
+    seed: int = 0  # seed of the perturbations
 
     def validate(self) -> None:
         problems = []
@@ -67,6 +70,11 @@ class BenchConfig(ModelConfig):
             problems.append(f"--ties must be one of {', '.join(TIE_POLICIES)}, got {self.ties!r}")
         if self.limit is not None and self.limit < 1:
             problems.append(f"--limit must be a positive number of pairs, got {self.limit}")
+        if self.perturb:
+            try:
+                parse_kinds(",".join(self.perturb))
+            except ThemisInputError as exc:
+                problems.append(str(exc))
         if self.chunk_pairs < 1:
             problems.append(f"chunk_pairs must be >= 1, got {self.chunk_pairs}")
         if problems:
@@ -116,7 +124,7 @@ def run_bench(
     pending = [p for p in pairs if p.id not in done]
     if on_loaded:
         on_loaded(len(pending))
-    scorer = Scorer.from_job_config(config, pack)
+    scorer = _pair_scorer(config, pack)
     scoring_started = time.perf_counter()
     with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
         for chunk in _length_sorted_chunks(pending, config.chunk_pairs):
@@ -142,15 +150,20 @@ def run_bench(
 
 def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
     records = [done[p.id] for p in pairs]
-    frame = scores_frame(
-        ids=[p.id for p in pairs],
-        chosen=[r["chosen_score"] for r in records],
-        rejected=[r["rejected_score"] for r in records],
-        language=[p.language for p in pairs],
-        aspect=[p.aspect for p in pairs],
-        subset=[p.subset for p in pairs],
-    )
+    frame = pairs_frame(pairs, [r["chosen_score"] for r in records], [r["rejected_score"] for r in records])
     results = compile_results(frame, ties=config.ties)
+    robustness = None
+    if config.perturb:
+        robustness = run_robustness(
+            scorer,
+            pairs,
+            results,
+            kinds=parse_kinds(",".join(config.perturb)),
+            seed=config.seed,
+            prompt_mode=config.prompt_mode,
+            ties=config.ties,
+            output=config.output,
+        )
     write_scores_parquet(frame, config.output / "scores.parquet")
     write_results_json(results, config.output / "results.json")
     scored_now = len(pairs) - resumed
@@ -175,11 +188,32 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         "scoring_s": round(scoring_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "pairs_per_s": round(scored_now / scoring_s, 3) if scored_now and scoring_s > 0 else None,
-        "engine": asdict(scorer.engine.stats),
+        "work": scorer.work_counters(),
+        "robustness": robustness,
     }
     (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
     logger.info("bench: %d pairs, accuracy %.4f", len(pairs), results["overall"]["accuracy"])
     return BenchResult(config.output, results, run)
+
+
+def _pair_scorer(config: BenchConfig, pack: PromptPack | None):
+    """The reward model's :class:`Scorer`, or a generative judge behind the same face (``--adapter judge``)."""
+    if config.adapter != "judge":
+        return Scorer.from_job_config(config, pack)
+    from themis_rm.scoring.judge import JudgeConfig
+    from themis_rm.scoring.judge_pairs import JudgePairScorer
+
+    if not config.judge_url:
+        raise ThemisInputError("--adapter judge needs --judge-url (an OpenAI-compatible API root ending in /v1)")
+    options = {
+        "model": config.model,
+        "base_url": config.judge_url,
+        "parser": config.judge_parser,
+        "concurrency": config.judge_concurrency,
+    }
+    if config.judge_template:
+        options["template"] = Path(config.judge_template).read_text(encoding="utf-8")
+    return JudgePairScorer(JudgeConfig(**options), pack, config.output / "judge_raw.jsonl")
 
 
 def _length_sorted_chunks(pairs: list[PreferencePair], size: int):

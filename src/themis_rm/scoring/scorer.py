@@ -6,6 +6,7 @@ scorer.score(["Write is_palindrome(s)."], ["def is_palindrome(s): return s == s[
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -39,8 +40,14 @@ class ModelConfig:
     max_length: int = 4096  # token budget per sequence; responses are cut first
     batch_tokens: int | None = None  # padded tokens per forward pass (default 16k CPU, 64k GPU)
     prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
-    adapter: str = "seqcls"  # "seqcls", "head" or "lm-logprob" (see scoring/adapters.py)
+    adapter: str = "seqcls"  # "seqcls", "head", "lm-logprob" (scoring/adapters.py) or "judge" (bench only)
     adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
+    judge_url: str | None = None  # adapter "judge": OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
+    judge_parser: str = "boxed"  # adapter "judge": boxed, json or last_number
+    judge_template: str | None = (
+        None  # adapter "judge": file with a str.format template ({prompt} {response} {criterion})
+    )
+    judge_concurrency: int = 8  # adapter "judge": requests in flight
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,10 @@ class Scorer:
             if pair.aspect not in cache:
                 cache[pair.aspect] = self.system_prompt(pair.aspect)
         return [cache[p.aspect] for p in pairs]
+
+    def work_counters(self) -> dict:
+        """The engine's counters (sequences, batches, real and padded tokens, seconds) for ``run.json``."""
+        return dataclasses.asdict(self.engine.stats)
 
     # ------------------------------------------------------------------------------------------------ settings
     def settings(self, criteria: str | Sequence[str] | None = None) -> dict:
