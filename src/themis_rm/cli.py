@@ -55,6 +55,14 @@ AdapterOption = Annotated[
         "--adapter-spec), lm-logprob (log p(yes) - log p(no) of a causal LM).",
     ),
 ]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="auto (shared-prefix KV reuse when it saves tokens, else length-sorted padded batches), "
+        "prefix or padded; all give the plain forward's scores.",
+    ),
+]
 AdapterSpecOption = Annotated[
     str | None,
     typer.Option(
@@ -152,6 +160,7 @@ def score(
     prompt_overflow: PromptOverflowOption = "truncate",
     adapter: AdapterOption = "seqcls",
     adapter_spec: AdapterSpecOption = None,
+    engine: EngineOption = "auto",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
     split: Annotated[str | None, typer.Option(help="Split of a dataset directory or hub id.")] = None,
     id_field: Annotated[str, typer.Option("--id-field")] = "id",
@@ -187,6 +196,7 @@ def score(
         prompt_overflow=prompt_overflow,
         adapter=adapter,
         adapter_spec=adapter_spec,
+        engine=engine,
         batch_tokens=batch_tokens,
         fields=fields,
         split=split,
@@ -228,6 +238,7 @@ def bench(
     prompt_overflow: PromptOverflowOption = "truncate",
     adapter: AdapterOption = "seqcls",
     adapter_spec: AdapterSpecOption = None,
+    engine: EngineOption = "auto",
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
@@ -272,6 +283,7 @@ def bench(
         prompt_overflow=prompt_overflow,
         adapter=adapter,
         adapter_spec=adapter_spec,
+        engine=engine,
         dtype=dtype,
         device=device,
         batch_tokens=batch_tokens,
@@ -347,6 +359,7 @@ def rerank(
     prompt_overflow: PromptOverflowOption = "truncate",
     adapter: AdapterOption = "seqcls",
     adapter_spec: AdapterSpecOption = None,
+    engine: EngineOption = "auto",
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, ...")] = "auto",
     batch_tokens: Annotated[int | None, typer.Option(help="Padded tokens per forward pass.")] = None,
@@ -366,6 +379,7 @@ def rerank(
         prompt_overflow=prompt_overflow,
         adapter=adapter,
         adapter_spec=adapter_spec,
+        engine=engine,
         dtype=dtype,
         device=device,
         batch_tokens=batch_tokens,

@@ -165,3 +165,47 @@ def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):
     )
     assert result.exit_code == 2
     assert "pair 'long-one' (chosen)" in " ".join(result.output.split())
+
+
+def test_adapter_option_reaches_the_loader_and_is_recorded(qwen_tokenizer, tmp_path):
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(
+        vocab_size=len(qwen_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        use_cache=False,
+        pad_token_id=qwen_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    lm_dir = tmp_path / "lm"
+    Qwen3ForCausalLM(config).save_pretrained(lm_dir)
+    qwen_tokenizer.save_pretrained(lm_dir)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"logit_token_id": 5}))
+    source = tmp_path / "r.jsonl"
+    source.write_text(json.dumps({"id": "a", "prompt": "p", "response": "r"}) + "\n")
+    out = tmp_path / "o.json"
+    result = _invoke(
+        "score",
+        "--model",
+        lm_dir,
+        "--input",
+        source,
+        "--output",
+        out,
+        "--adapter",
+        "lm-logprob",
+        "--adapter-spec",
+        spec,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["adapter"] == "lm-logprob" and settings["adapter_spec"]["logit_token_id"] == 5

@@ -14,19 +14,24 @@ from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
+import torch
+from transformers import PreTrainedModel
 
 from themis_rm.criteria import PromptPack, Selection
-from themis_rm.errors import PromptTooLongError
+from themis_rm.errors import PromptTooLongError, ThemisInputError
 from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import PreferencePair, Prompt, ScoreRequest
-from themis_rm.render import ChatRenderer
+from themis_rm.render import ChatRenderer, RenderedSequence
 from themis_rm.scoring.adapters import load_adapter
 from themis_rm.scoring.engine import ScoringEngine
 from themis_rm.scoring.models import LoadedModel
+from themis_rm.scoring.prefix import PrefixScoringEngine, reuse_ratio
 
 logger = logging.getLogger(__name__)
 
-ASPECT = "aspect"  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
+ASPECT = "aspect"
+# Use shared-prefix reuse when it computes at most this share of the tokens (it costs an extra forward per level).
+PREFIX_REUSE_THRESHOLD = 0.75  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
 _UNBOUNDED = 10**8
 
 
@@ -48,6 +53,7 @@ class ModelConfig:
         None  # adapter "judge": file with a str.format template ({prompt} {response} {criterion})
     )
     judge_concurrency: int = 8  # adapter "judge": requests in flight
+    engine: str = "auto"  # "auto" (prefix reuse when it pays), "prefix" or "padded"
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ class Scorer:
             asked for, so criteria-free scoring works without any pack.
         max_length: token budget per sequence; responses are truncated to fit, closing tokens kept.
         prompt_overflow: ``"truncate"`` (cut the prompt's end when it leaves no room) or ``"error"``.
+        engine: ``"auto"`` (shared-prefix reuse when it saves enough tokens, else sorted padded batches),
+            ``"prefix"`` or ``"padded"``; every path equals the plain forward (parity-tested).
         batch_tokens: padded tokens per forward pass (default 16k on CPU, 64k on GPU).
     """
 
@@ -96,6 +104,7 @@ class Scorer:
         max_length: int = 4096,
         batch_tokens: int | None = None,
         prompt_overflow: str = "truncate",
+        engine: str = "auto",
     ) -> None:
         self.loaded = loaded
         self._prompts = prompts
@@ -103,6 +112,15 @@ class Scorer:
         self.renderer = ChatRenderer(loaded.tokenizer, self.max_length, prompt_overflow)
         default_budget = 65536 if loaded.device.type == "cuda" else 16384
         self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
+        self.engine_mode = engine
+        self.prefix_engine = None
+        if engine != "padded" and _supports_prefix_reuse(loaded.model):
+            self.prefix_engine = PrefixScoringEngine(
+                loaded.model, loaded.tokenizer.pad_token_id, self.engine.batch_tokens, stats=self.engine.stats
+            )
+        elif engine == "prefix":
+            raise ThemisInputError(f"--engine prefix: {type(loaded.model).__name__} cannot continue from a KV cache")
+        self.path_counts = {"padded": 0, "prefix": 0}
 
     @classmethod
     def from_pretrained(
@@ -119,6 +137,7 @@ class Scorer:
         prompt_overflow: str = "truncate",
         adapter: str = "seqcls",
         adapter_spec: object | None = None,
+        engine: str = "auto",
     ) -> Scorer:
         """Load ``model_id`` (hub id or local directory) through an adapter and build a scorer around it.
 
@@ -135,7 +154,12 @@ class Scorer:
             revision=revision,
         )
         return cls(
-            loaded, prompts=prompts, max_length=max_length, batch_tokens=batch_tokens, prompt_overflow=prompt_overflow
+            loaded,
+            prompts=prompts,
+            max_length=max_length,
+            batch_tokens=batch_tokens,
+            prompt_overflow=prompt_overflow,
+            engine=engine,
         )
 
     @classmethod
@@ -149,6 +173,9 @@ class Scorer:
             prompts=prompts,
             batch_tokens=config.batch_tokens,
             prompt_overflow=config.prompt_overflow,
+            adapter=config.adapter,
+            adapter_spec=config.adapter_spec,
+            engine=config.engine,
         )
 
     # ---------------------------------------------------------------------------------------------- criteria
@@ -184,7 +211,12 @@ class Scorer:
     ) -> ScoreOutput:
         """Render and score requests that already carry their system prompts."""
         rendered = self.renderer.render_many(requests)
-        rewards = self.engine.score([r.input_ids for r in rendered], progress)
+        path = self.choose_path(rendered)
+        self.path_counts[path] += 1
+        if path == "prefix":
+            rewards = self.prefix_engine.score(rendered, progress)
+        else:
+            rewards = self.engine.score([r.input_ids for r in rendered], progress)
         truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
         if truncated.any():
             logger.info(
@@ -226,9 +258,17 @@ class Scorer:
                 cache[pair.aspect] = self.system_prompt(pair.aspect)
         return [cache[p.aspect] for p in pairs]
 
+    def choose_path(self, rendered: Sequence[RenderedSequence]) -> str:
+        """``prefix`` when reuse computes at most ``PREFIX_REUSE_THRESHOLD`` of the tokens, else ``padded``."""
+        if self.prefix_engine is None:
+            return "padded"
+        if self.engine_mode == "prefix":
+            return "prefix"
+        return "prefix" if reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD else "padded"
+
     def work_counters(self) -> dict:
         """The engine's counters (sequences, batches, real and padded tokens, seconds) for ``run.json``."""
-        return dataclasses.asdict(self.engine.stats)
+        return {**dataclasses.asdict(self.engine.stats), "engine_paths": dict(self.path_counts)}
 
     # ------------------------------------------------------------------------------------------------ settings
     def settings(self, criteria: str | Sequence[str] | None = None) -> dict:
@@ -244,6 +284,7 @@ class Scorer:
             "max_length": self.max_length,
             "prompt_overflow": self.renderer.prompt_overflow,
             "batch_tokens": self.engine.batch_tokens,
+            "engine": self.engine_mode,
             "chat_template": "tokenizer" if self.renderer.uses_chat_template else "fallback",
             "themis_rm": _version("themis-rm"),
             "transformers": _version("transformers"),
@@ -257,6 +298,12 @@ class Scorer:
         if isinstance(self._prompts, PromptPack):
             info["prompt_pack"] = {"name": self._prompts.name, "sha256": self._prompts.sha256}
         return info
+
+
+def _supports_prefix_reuse(model: torch.nn.Module) -> bool:
+    """Decoder seq-cls models of transformers continue from a KV cache; custom adapter wrappers do not."""
+    base = getattr(model, "base_model", None)
+    return isinstance(model, PreTrainedModel) and base is not None and base is not model
 
 
 def _effective_max_length(loaded: LoadedModel, requested: int) -> int:

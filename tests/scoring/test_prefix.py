@@ -1,0 +1,100 @@
+"""Shared-prefix reuse: same scores as the plain forward, fewer tokens computed, automatic path choice."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from themis_rm.pairs import ScoreRequest
+from themis_rm.render import RenderedSequence
+from themis_rm.scoring import Scorer, load_reward_model
+from themis_rm.scoring.prefix import PrefixScoringEngine, reuse_ratio
+
+SYSTEMS = [None, "Judge runtime efficiency.", "Judge security.\n\n3. **Security Hardness**: safe code wins."]
+
+
+def _mixed_requests(seed: int = 0) -> list[ScoreRequest]:
+    """Pairs and 4-candidate lists sharing prompts, prompts sharing system prompts, and loners sharing nothing."""
+    rng = random.Random(seed)
+    words = ["def", "return", "while", "for", "if", "else", "self", "value", "index", "list", "dict", "yield", "lambda"]
+
+    def text(lo, hi):
+        return " ".join(rng.choices(words, k=rng.randint(lo, hi)))
+
+    requests = []
+    for i in range(18):
+        system, prompt = SYSTEMS[i % 3], text(3, 60)
+        requests += [ScoreRequest(prompt, text(1, 120), system) for _ in range(2 if i % 2 else 4)]
+    requests += [ScoreRequest(text(3, 20), text(1, 40), None) for _ in range(5)]  # share nothing
+    rng.shuffle(requests)
+    return requests
+
+
+def _plain(model_dir, rendered) -> np.ndarray:
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        return np.array([float(model(input_ids=torch.tensor([r.input_ids])).logits[0, 0]) for r in rendered])
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_llama_dir"])
+def test_prefix_reuse_equals_plain_forward_including_truncated_rows(request, model_fixture):
+    model_dir = request.getfixturevalue(model_fixture)
+    scorer = Scorer(
+        load_reward_model(str(model_dir), dtype="fp32", device="cpu"),
+        max_length=140,
+        batch_tokens=3000,
+        engine="prefix",
+    )
+    requests = _mixed_requests()
+    rendered = scorer.renderer.render_many(requests)
+    assert any(r.truncated for r in rendered) and not all(r.truncated for r in rendered)
+    assert len({r.prefix_len for r in rendered}) > 5, "different prefix lengths in one run"
+    out = scorer.score_requests(requests)
+    np.testing.assert_allclose(out.rewards, _plain(model_dir, rendered), atol=1e-4, rtol=0)
+    assert scorer.path_counts == {"padded": 0, "prefix": 1}
+    assert scorer.engine.stats.batches > 3, "several batches: the token budget splits the work"
+
+
+def test_reuse_ratio_counts_each_shared_block_once():
+    system, prompt = [1, 2, 3, 4], [5, 6]
+    sequences = [
+        RenderedSequence([*system, *prompt, 7, 8], system_len=4, prefix_len=6),
+        RenderedSequence([*system, *prompt, 9], system_len=4, prefix_len=6),
+        RenderedSequence([*system, 10, 11, 12], system_len=4, prefix_len=6),
+    ]
+    # computed: system 4 + prompts 2 + 2 + responses 2 + 1 + 1 = 12 of 8 + 7 + 7 = 22 tokens
+    assert reuse_ratio(sequences) == pytest.approx(12 / 22)
+
+
+def test_auto_engine_reuses_prefixes_for_pairs_and_pads_unrelated_requests(tiny_model_dir):
+    scorer = Scorer(load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu"))
+    system = "A long shared criterion prompt. " * 30
+    pair_requests = [ScoreRequest(f"task {i}", r, system) for i in range(6) for r in ("x = 1", "y = 2")]
+    loners = [ScoreRequest(f"task {i} " * 20, "z = 3" * 10) for i in range(6)]
+    scorer.score_requests(pair_requests)
+    scorer.score_requests(loners)
+    assert scorer.path_counts == {"padded": 1, "prefix": 1}
+    assert scorer.work_counters()["engine_paths"] == {"padded": 1, "prefix": 1}
+
+
+def test_padded_engine_can_be_forced_and_gives_the_same_scores(tiny_model_dir):
+    loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    requests = _mixed_requests(seed=2)
+    padded = Scorer(loaded, engine="padded").score_requests(requests).rewards
+    prefix = Scorer(loaded, engine="prefix").score_requests(requests).rewards
+    np.testing.assert_allclose(prefix, padded, atol=1e-4, rtol=0)
+
+
+def test_prefix_engine_computes_fewer_tokens_on_pairs(tiny_model_dir):
+    loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    scorer = Scorer(loaded, engine="prefix")
+    system = "Shared criterion prompt with many words in it. " * 20
+    requests = [ScoreRequest(f"prompt {i} " * 10, f"answer {j}", system) for i in range(8) for j in range(2)]
+    rendered = scorer.renderer.render_many(requests)
+    engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id)
+    engine.score(rendered)
+    assert engine.stats.tokens <= 0.3 * sum(len(r.input_ids) for r in rendered)
