@@ -90,35 +90,43 @@ class PrefixScoringEngine:
             system_tokens = systems[system_index].tokens
             # An empty system block means no past at all: a fully masked query row would poison the cache.
             system_state = self._extend(None, [system_tokens], [0]) if system_tokens else None
-            for chunk in self._chunks(prompt_indices, prompts, leaves, leaves_by_prompt, len(system_tokens)):
+            for chunk in self._chunks(prompt_indices, prompts, len(system_tokens)):
                 prompt_state = self._extend(system_state, [prompts[p].tokens for p in chunk], [0] * len(chunk))
                 row_of = {p: row for row, p in enumerate(chunk)}
                 members = [s for p in chunk for s in leaves_by_prompt[p]]
-                rows = [row_of[leaves[s][0]] for s in members]
-                rewards[members] = self._score_leaves(prompt_state, [leaves[s][1] for s in members], rows)
-                if progress is not None:
-                    progress(len(members))
+                cache_width = prompt_state.mask.shape[1]
+                for batch in self._leaf_batches(members, leaves, cache_width):
+                    rows = [row_of[leaves[s][0]] for s in batch]
+                    rewards[batch] = self._score_leaves(prompt_state, [leaves[s][1] for s in batch], rows)
+                    if progress is not None:
+                        progress(len(batch))
         self.stats.sequences += len(sequences)
         self.stats.seconds += time.perf_counter() - started
         return rewards
 
-    def _chunks(self, prompt_indices, prompts, leaves, leaves_by_prompt, system_tokens: int):
-        """Prompts grouped so that each chunk's response batch stays within the token budget."""
+    def _chunks(self, prompt_indices: list[int], prompts: list[_Node], system_tokens: int):
+        """Prompts of one system block, longest first, in chunks whose prompt level fits the token budget."""
         chunk: list[int] = []
-        width = 0
-        longest_leaf = {p: max(len(leaves[s][1]) for s in leaves_by_prompt[p]) for p in prompt_indices}
-        for p in sorted(prompt_indices, key=lambda p: -(len(prompts[p].tokens) + longest_leaf[p])):
-            members = leaves_by_prompt[p]
-            longest = longest_leaf[p]
-            row_width = system_tokens + len(prompts[p].tokens) + longest
-            rows = sum(len(leaves_by_prompt[q]) for q in chunk) + len(members)
-            if chunk and max(width, row_width) * rows > self.batch_tokens:
+        for p in sorted(prompt_indices, key=lambda p: -len(prompts[p].tokens)):
+            longest = len(prompts[chunk[0]].tokens) if chunk else len(prompts[p].tokens)
+            if chunk and (system_tokens + longest) * (len(chunk) + 1) > self.batch_tokens:
                 yield chunk
-                chunk, width = [], 0
+                chunk = []
             chunk.append(p)
-            width = max(width, row_width)
         if chunk:
             yield chunk
+
+    def _leaf_batches(self, members: list[int], leaves, cache_width: int):
+        """Responses sorted by length and cut to the budget, so candidates of one prompt pad little."""
+        batch: list[int] = []
+        for s in sorted(members, key=lambda s: -len(leaves[s][1])):
+            longest = len(leaves[batch[0]][1]) if batch else len(leaves[s][1])
+            if batch and (cache_width + longest) * (len(batch) + 1) > self.batch_tokens:
+                yield batch
+                batch = []
+            batch.append(s)
+        if batch:
+            yield batch
 
     # ------------------------------------------------------------------------------------------------ levels
     def _extend(self, state: _State | None, blocks: Sequence[tuple[int, ...]], rows: Sequence[int]) -> _State:
