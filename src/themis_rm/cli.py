@@ -59,8 +59,8 @@ EngineOption = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="auto (shared-prefix KV reuse when it saves tokens, else length-sorted padded batches), "
-        "prefix or padded; all give the plain forward's scores.",
+        help="auto (shared-prefix KV reuse when it saves tokens; packed varlen rows on CUDA+flash-attn; else "
+        "length-sorted padded batches), prefix, packed or padded; all give the plain forward's scores.",
     ),
 ]
 AdapterSpecOption = Annotated[

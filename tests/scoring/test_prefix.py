@@ -55,7 +55,7 @@ def test_prefix_reuse_equals_plain_forward_including_truncated_rows(request, mod
     assert len({r.prefix_len for r in rendered}) > 5, "different prefix lengths in one run"
     out = scorer.score_requests(requests)
     np.testing.assert_allclose(out.rewards, _plain(model_dir, rendered), atol=1e-4, rtol=0)
-    assert scorer.path_counts == {"padded": 0, "prefix": 1}
+    assert scorer.path_counts == {"padded": 0, "prefix": 1, "packed": 0}
     assert scorer.engine.stats.batches > 3, "several batches: the token budget splits the work"
 
 
@@ -77,8 +77,8 @@ def test_auto_engine_reuses_prefixes_for_pairs_and_pads_unrelated_requests(tiny_
     loners = [ScoreRequest(f"task {i} " * 20, "z = 3" * 10) for i in range(6)]
     scorer.score_requests(pair_requests)
     scorer.score_requests(loners)
-    assert scorer.path_counts == {"padded": 1, "prefix": 1}
-    assert scorer.work_counters()["engine_paths"] == {"padded": 1, "prefix": 1}
+    assert scorer.path_counts == {"padded": 1, "prefix": 1, "packed": 0}
+    assert scorer.work_counters()["engine_paths"] == {"padded": 1, "prefix": 1, "packed": 0}
 
 
 def test_padded_engine_can_be_forced_and_gives_the_same_scores(tiny_model_dir):
@@ -98,3 +98,32 @@ def test_prefix_engine_computes_fewer_tokens_on_pairs(tiny_model_dir):
     engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id)
     engine.score(rendered)
     assert engine.stats.tokens <= 0.3 * sum(len(r.input_ids) for r in rendered)
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_llama_dir"])
+def test_packed_rows_equal_plain_forward(request, model_fixture):
+    model_dir = request.getfixturevalue(model_fixture)
+    scorer = Scorer(
+        load_reward_model(str(model_dir), dtype="fp32", device="cpu"), max_length=140, batch_tokens=600, engine="packed"
+    )
+    requests = _mixed_requests(seed=3)
+    rendered = scorer.renderer.render_many(requests)
+    out = scorer.score_requests(requests)
+    np.testing.assert_allclose(out.rewards, _plain(model_dir, rendered), atol=1e-4, rtol=0)
+    assert scorer.path_counts["packed"] == 1 and scorer.engine.stats.batches > 1
+
+
+def test_first_fit_packing_respects_capacity_and_keeps_every_sequence():
+    from themis_rm.scoring.packed import plan_packs
+
+    lengths = [500, 300, 300, 200, 100, 100, 50, 700]
+    packs = plan_packs(lengths, capacity=800)
+    assert sorted(i for p in packs for i in p) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in p) <= 800 for p in packs)
+    assert len(packs) == 3  # 2250 tokens need at least 3 rows of 800
+
+
+def test_auto_engine_on_cpu_never_packs(tiny_model_dir):
+    scorer = Scorer(load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu"))
+    assert scorer.packed_engine is None
+    assert scorer.choose_path(scorer.renderer.render_many([ScoreRequest("p", "r")])) == "padded"

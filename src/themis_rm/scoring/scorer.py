@@ -25,13 +25,20 @@ from themis_rm.render import ChatRenderer, RenderedSequence
 from themis_rm.scoring.adapters import load_adapter
 from themis_rm.scoring.engine import ScoringEngine
 from themis_rm.scoring.models import LoadedModel
+from themis_rm.scoring.packed import PackedScoringEngine, supports_packing
 from themis_rm.scoring.prefix import PrefixScoringEngine, reuse_ratio
 
 logger = logging.getLogger(__name__)
 
 ASPECT = "aspect"
 # Use shared-prefix reuse when it computes at most this share of the tokens (it costs an extra forward per level).
-PREFIX_REUSE_THRESHOLD = 0.75  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
+PREFIX_REUSE_THRESHOLD = 0.75
+ENGINES = (
+    "auto",
+    "prefix",
+    "packed",
+    "padded",
+)  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
 _UNBOUNDED = 10**8
 
 
@@ -53,7 +60,7 @@ class ModelConfig:
         None  # adapter "judge": file with a str.format template ({prompt} {response} {criterion})
     )
     judge_concurrency: int = 8  # adapter "judge": requests in flight
-    engine: str = "auto"  # "auto" (prefix reuse when it pays), "prefix" or "padded"
+    engine: str = "auto"  # "auto" (fastest exact path per call), "prefix", "packed" or "padded"
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,8 @@ class Scorer:
             asked for, so criteria-free scoring works without any pack.
         max_length: token budget per sequence; responses are truncated to fit, closing tokens kept.
         prompt_overflow: ``"truncate"`` (cut the prompt's end when it leaves no room) or ``"error"``.
-        engine: ``"auto"`` (shared-prefix reuse when it saves enough tokens, else sorted padded batches),
-            ``"prefix"`` or ``"padded"``; every path equals the plain forward (parity-tested).
+        engine: ``"auto"`` (see :meth:`choose_path`), ``"prefix"``, ``"packed"`` or ``"padded"``; every path
+            equals the plain forward (parity-tested).
         batch_tokens: padded tokens per forward pass (default 16k on CPU, 64k on GPU).
     """
 
@@ -114,13 +121,20 @@ class Scorer:
         self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
         self.engine_mode = engine
         self.prefix_engine = None
-        if engine != "padded" and _supports_prefix_reuse(loaded.model):
+        if engine not in ENGINES:
+            raise ThemisInputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine in ("auto", "prefix") and _supports_prefix_reuse(loaded.model):
             self.prefix_engine = PrefixScoringEngine(
                 loaded.model, loaded.tokenizer.pad_token_id, self.engine.batch_tokens, stats=self.engine.stats
             )
         elif engine == "prefix":
             raise ThemisInputError(f"--engine prefix: {type(loaded.model).__name__} cannot continue from a KV cache")
-        self.path_counts = {"padded": 0, "prefix": 0}
+        self.packed_engine = None
+        if supports_packing(loaded.model) and (engine == "packed" or _has_varlen_attention(loaded)):
+            self.packed_engine = PackedScoringEngine(loaded.model, self.engine.batch_tokens, stats=self.engine.stats)
+        elif engine == "packed":
+            raise ThemisInputError(f"--engine packed: {type(loaded.model).__name__} has no per-position score head")
+        self.path_counts = {"padded": 0, "prefix": 0, "packed": 0}
 
     @classmethod
     def from_pretrained(
@@ -215,6 +229,8 @@ class Scorer:
         self.path_counts[path] += 1
         if path == "prefix":
             rewards = self.prefix_engine.score(rendered, progress)
+        elif path == "packed":
+            rewards = self.packed_engine.score([r.input_ids for r in rendered], progress)
         else:
             rewards = self.engine.score([r.input_ids for r in rendered], progress)
         truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
@@ -259,12 +275,16 @@ class Scorer:
         return [cache[p.aspect] for p in pairs]
 
     def choose_path(self, rendered: Sequence[RenderedSequence]) -> str:
-        """``prefix`` when reuse computes at most ``PREFIX_REUSE_THRESHOLD`` of the tokens, else ``padded``."""
-        if self.prefix_engine is None:
-            return "padded"
-        if self.engine_mode == "prefix":
+        """The fastest exact path for these sequences.
+
+        ``prefix`` when reuse computes at most ``PREFIX_REUSE_THRESHOLD`` of the tokens; else ``packed`` when
+        varlen attention makes packing free (CUDA + flash-attn); else length-sorted ``padded`` batches.
+        """
+        if self.engine_mode in ("prefix", "packed", "padded"):
+            return self.engine_mode
+        if self.prefix_engine is not None and reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD:
             return "prefix"
-        return "prefix" if reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD else "padded"
+        return "packed" if self.packed_engine is not None else "padded"
 
     def work_counters(self) -> dict:
         """The engine's counters (sequences, batches, real and padded tokens, seconds) for ``run.json``."""
@@ -298,6 +318,11 @@ class Scorer:
         if isinstance(self._prompts, PromptPack):
             info["prompt_pack"] = {"name": self._prompts.name, "sha256": self._prompts.sha256}
         return info
+
+
+def _has_varlen_attention(loaded: LoadedModel) -> bool:
+    """Packing pays only where attention runs varlen (flash-attn on CUDA), not with SDPA's dense masks."""
+    return loaded.device.type == "cuda" and loaded.attn_implementation.startswith("flash_attention")
 
 
 def _supports_prefix_reuse(model: torch.nn.Module) -> bool:
