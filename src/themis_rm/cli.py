@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from themis_rm.data.cli import data_app  # light: its commands import the pipeline lazily
 from themis_rm.errors import ThemisError
 
 app = typer.Typer(
@@ -210,6 +211,8 @@ def score(
         f"-> {summary.output}"
     )
 
+
+app.add_typer(data_app, name="data")
 
 bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-compatible outputs.")
 app.add_typer(bench_app, name="bench")
@@ -460,13 +463,16 @@ def demo(
         "demo-output"
     ),
     prompts: PromptsOption = None,
+    problems: Annotated[int | None, typer.Option(help="HumanEval problems to mutate (default: all 164).")] = None,
+    train_steps: Annotated[int, typer.Option(help="Optimizer steps of the tiny model.")] = 120,
 ) -> None:
-    """Offline demo: build a tiny reward model and score bundled sample pairs under every criterion."""
-    from themis_rm.demo import run_demo
+    """Offline end-to-end demo: verified bug pairs -> train a tiny RM -> bench -> rerank -> report."""
+    from themis_rm.demo import DemoConfig, run_demo
 
+    config = DemoConfig(output=output, prompts=prompts, problems=problems, train_steps=train_steps)
     with _friendly_errors():
-        result = run_demo(output, prompts=prompts, console=_wide_console())
-    console.print(f"demo artefacts in {result.output}")
+        result = run_demo(config, console=_wide_console())
+    console.print(f"demo artefacts in {result.output}; report: {result.summary['report']}")
 
 
 if __name__ == "__main__":

@@ -39,9 +39,7 @@ def test_network_is_unreachable_from_the_sandbox():
 
 def test_code_runs_in_a_child_process_inside_a_temporary_directory(tmp_path):
     marker = tmp_path / "parent-cwd-marker"
-    program = (
-        "import os\ndef f():\n    open('written-here.txt', 'w').write('x')\n    return os.getpid(), os.getcwd()\n"
-    )
+    program = "import os\ndef f():\n    open('written-here.txt', 'w').write('x')\n    return os.getpid(), os.getcwd()\n"
     tests = [f"assert candidate()[0] != {os.getpid()}", f"assert candidate()[1] != {str(tmp_path)!r}"]
     report = run_tests(program, "f", tests)
     assert report.all_passed

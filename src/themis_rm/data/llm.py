@@ -1,0 +1,199 @@
+"""Chat completions from any OpenAI-compatible endpoint, with a concurrency limit, retries and an on-disk cache.
+
+The cache is keyed by the whole request (model, messages, sampling parameters, seed), so an interrupted run asks
+the endpoint only for what it has not answered yet, and a changed template or setting asks again. Entries are
+written atomically (temporary file + rename), so concurrent tasks can share one cache directory. Only successful
+answers are cached; a request that still fails after its retries is returned with its error and counted.
+
+    client = LLMClient(EndpointConfig(model="Qwen/Qwen3-8B", base_url="http://127.0.0.1:8000/v1"), cache_dir)
+    [answer] = client.complete_all([ChatRequest(messages=[{"role": "user", "content": "..."}])])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from themis_rm.errors import MissingExtraError, ThemisInputError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EndpointConfig:
+    """Where the model is served and how it is sampled."""
+
+    model: str = ""
+    """Model name the endpoint serves (vLLM's ``--served-model-name``)."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """OpenAI-compatible API root, ending in ``/v1``."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the key; unset sends ``EMPTY`` (what local vLLM accepts)."""
+    concurrency: int = 16
+    """Requests in flight at once (per task)."""
+    retries: int = 4
+    """Retries after a connection error, a timeout, 429 or 5xx; other errors fail at once."""
+    backoff_s: float = 1.0
+    """Wait before retry k is ``backoff_s * 2**k``."""
+    timeout_s: float = 600.0
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 2560
+    seed: int = 77
+    """Base seed sent with each request (vLLM honours per-request seeds); votes add their index to it."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.concurrency < 1:
+            problems.append(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.retries < 0 or self.backoff_s < 0 or self.timeout_s <= 0:
+            problems.append(
+                f"need retries >= 0, backoff_s >= 0, timeout_s > 0; got {self.retries}, "
+                f"{self.backoff_s}, {self.timeout_s}"
+            )
+        if problems:
+            raise ThemisInputError("llm.endpoint: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to ask for; ``seed_offset`` distinguishes repeated samples (judge votes)."""
+
+    messages: tuple[tuple[str, str], ...]
+    seed_offset: int = 0
+
+    @classmethod
+    def user(cls, content: str, system: str | None = None, seed_offset: int = 0) -> ChatRequest:
+        turns = ((("system", system),) if system else ()) + (("user", content),)
+        return cls(turns, seed_offset)
+
+
+@dataclass
+class Completion:
+    """The answer text, or the error that stopped it; ``cached`` when read from the cache."""
+
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+    retries: int = 0
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    request_failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class LLMClient:
+    """Answers batches of :class:`ChatRequest` through the endpoint, cache first."""
+
+    def __init__(self, config: EndpointConfig, cache_dir: str | Path | None = None) -> None:
+        try:
+            import openai
+        except ImportError as exc:
+            raise MissingExtraError("openai", "data") from exc
+        if not config.model:
+            raise ThemisInputError("llm.endpoint.model is empty; name the model the endpoint serves")
+        self._openai = openai
+        self.config = config
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.stats = ClientStats()
+
+    def cache_key(self, request: ChatRequest) -> str:
+        """sha256 of everything that changes the answer."""
+        c = self.config
+        payload = {
+            "model": c.model,
+            "messages": request.messages,
+            "temperature": c.temperature,
+            "top_p": c.top_p,
+            "max_tokens": c.max_tokens,
+            "seed": c.seed + request.seed_offset,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def complete_all(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Answers in request order (runs its own event loop; from async code await :meth:`acomplete_all`)."""
+        return asyncio.run(self.acomplete_all(requests))
+
+    async def acomplete_all(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        results: list[Completion | None] = [self._cached(r) for r in requests]
+        missing = [i for i, done in enumerate(results) if done is None]
+        self.stats.requests += len(requests)
+        self.stats.cache_hits += len(requests) - len(missing)
+        if missing:
+            api_key = os.environ.get(self.config.api_key_env) or "EMPTY"
+            client = self._openai.AsyncOpenAI(
+                base_url=self.config.base_url, api_key=api_key, timeout=self.config.timeout_s, max_retries=0
+            )
+            semaphore = asyncio.Semaphore(self.config.concurrency)
+            async with client:
+                answers = await asyncio.gather(*(self._ask(client, semaphore, requests[i]) for i in missing))
+            for i, answer in zip(missing, answers, strict=True):
+                results[i] = answer
+                self.stats.retries += answer.retries
+                if answer.error is None:
+                    self._store(requests[i], answer.text or "")
+                else:
+                    self.stats.request_failures += 1
+                    self.stats.errors.append(answer.error)
+        return results  # type: ignore[return-value]
+
+    async def _ask(self, client, semaphore: asyncio.Semaphore, request: ChatRequest) -> Completion:
+        c, openai = self.config, self._openai
+        messages = [{"role": role, "content": content} for role, content in request.messages]
+        async with semaphore:
+            for attempt in range(c.retries + 1):
+                try:
+                    response = await client.chat.completions.create(
+                        model=c.model,
+                        messages=messages,
+                        temperature=c.temperature,
+                        top_p=c.top_p,
+                        max_tokens=c.max_tokens,
+                        seed=c.seed + request.seed_offset,
+                    )
+                    return Completion(response.choices[0].message.content or "", retries=attempt)
+                except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                    status = getattr(exc, "status_code", None)
+                    if not (status is None or status == 429 or status >= 500) or attempt == c.retries:
+                        return Completion(None, f"{type(exc).__name__}: {exc}", retries=attempt)
+                await asyncio.sleep(c.backoff_s * 2**attempt)
+        raise AssertionError("unreachable: the loop returns on its last attempt")
+
+    # ---------------------------------------------------------------------------------------------- cache
+    def _path(self, request: ChatRequest) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = self.cache_key(request)
+        return self.cache_dir / key[:2] / f"{key}.json"
+
+    def _cached(self, request: ChatRequest) -> Completion | None:
+        path = self._path(request)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return Completion(json.loads(path.read_text(encoding="utf-8"))["text"], cached=True)
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
+            logger.warning("ignoring unreadable cache entry %s (%s)", path, exc)
+            return None
+
+    def _store(self, request: ChatRequest, text: str) -> None:
+        path = self._path(request)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"request": asdict(request), "model": self.config.model, "text": text}
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            json.dump(entry, tmp, ensure_ascii=False)
+        os.replace(tmp.name, path)

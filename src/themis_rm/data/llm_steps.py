@@ -1,0 +1,319 @@
+"""The LLM stages as datatrove steps: commit review, instruction synthesis or problem recovery, bug introduction,
+and the pairwise judge with seeded A/B order, N votes and an explicit keep rule.
+
+Each step sends a batch of records' requests concurrently (see :mod:`themis_rm.data.llm`), then keeps, edits or
+drops each record with a counted reason. Every random choice (instruction style, solution order, A/B order of each
+vote) is a hash of the seed and the record id, so a rerun, a resume or another worker count makes the same choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS
+from themis_rm.data.base import CountingStep, DocumentsPipeline
+from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient
+from themis_rm.data.prompts import (
+    INSTRUCTION_STYLES,
+    TemplateSet,
+    aspect_context,
+    fence_tag,
+    parse_rating,
+    parse_tag,
+    parse_verdict,
+    strip_fence,
+)
+from themis_rm.data.records import pair_input, stable_int
+from themis_rm.errors import ThemisInputError
+
+
+@dataclass
+class ReviewConfig:
+    enabled: bool = False
+    min_rating: int = 4
+    """Keep an aspect rated at least this (1-5); the authors' threshold was not released."""
+
+
+@dataclass
+class InstructionConfig:
+    enabled: bool = False
+    mode: str = "synthesis"
+    """``synthesis`` (task written from the commit) or ``recovery`` (problem inferred from the two versions)."""
+    styles: list[str] = field(default_factory=lambda: list(INSTRUCTION_STYLES))
+
+
+@dataclass
+class BugConfig:
+    enabled: bool = False
+    aspects: list[str] = field(default_factory=lambda: [FUNCTIONAL_CORRECTNESS])
+    """Records with one of these aspects get a bug-introduced variant (an extra Functional_Correctness pair)."""
+
+
+@dataclass
+class PairwiseJudgeConfig:
+    enabled: bool = False
+    votes: int = 8
+    min_matches: int = 6
+    """Keep an aspect when at least this many votes prefer the new version ..."""
+    max_contradictions: int = 0
+    """... and at most this many prefer the old one. Ties and unparseable votes count as neither."""
+
+
+@dataclass
+class LLMConfig:
+    """The endpoint and which LLM stages run (in this order: review, instruction, bug, judge)."""
+
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    templates_dir: str | None = None
+    cache_dir: str | None = None
+    """Answer cache; default ``<output_dir>/llm_cache``."""
+    batch_size: int = 64
+    """Records whose requests are sent together."""
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    instruction: InstructionConfig = field(default_factory=InstructionConfig)
+    bug: BugConfig = field(default_factory=BugConfig)
+    judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.instruction.mode not in ("synthesis", "recovery"):
+            problems.append(f"llm.instruction.mode must be synthesis or recovery, got {self.instruction.mode!r}")
+        if unknown := sorted(set(self.instruction.styles) - set(INSTRUCTION_STYLES)):
+            problems.append(f"llm.instruction.styles: unknown {unknown}; known: {', '.join(INSTRUCTION_STYLES)}")
+        if not 1 <= self.review.min_rating <= 5:
+            problems.append(f"llm.review.min_rating must be 1..5, got {self.review.min_rating}")
+        j = self.judge
+        if j.votes < 1 or not 0 <= j.min_matches <= j.votes or j.max_contradictions < 0:
+            problems.append(
+                f"llm.judge needs votes >= 1, 0 <= min_matches <= votes, max_contradictions >= 0; got "
+                f"{j.votes}, {j.min_matches}, {j.max_contradictions}"
+            )
+        if self.batch_size < 1:
+            problems.append(f"llm.batch_size must be >= 1, got {self.batch_size}")
+        if problems:
+            raise ThemisInputError("; ".join(problems))
+
+    @property
+    def any_enabled(self) -> bool:
+        return any(s.enabled for s in (self.review, self.instruction, self.bug, self.judge))
+
+
+class LLMStep(CountingStep):
+    """Batches records, asks the endpoint, and lets :meth:`apply` keep (return None) or drop (return a reason)."""
+
+    type = "🤖 - LLM"
+
+    def __init__(self, config: LLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._client: LLMClient | None = None
+        self._templates: TemplateSet | None = None
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self._client = LLMClient(self.config.endpoint, self.config.cache_dir)
+        self._templates = TemplateSet(self.config.templates_dir)
+        batch: list = []
+        for doc in data:
+            batch.append(doc)
+            if len(batch) == self.config.batch_size:
+                yield from self._process(batch)
+                batch = []
+        if batch:
+            yield from self._process(batch)
+
+    def _process(self, batch: list):
+        plans = [self.requests(doc) for doc in batch]
+        flat = [request for plan in plans for request in plan]
+        before = vars(self._client.stats).copy()
+        answers = self._client.complete_all(flat)
+        for name in ("requests", "cache_hits", "retries", "request_failures"):
+            if delta := getattr(self._client.stats, name) - before[name]:
+                self.stat_update(f"llm_{name}", value=delta)
+        start = 0
+        for doc, plan in zip(batch, plans, strict=True):
+            reason = self.apply(doc, answers[start : start + len(plan)])
+            start += len(plan)
+            self.count(reason or "forwarded")
+            if reason is None:
+                yield doc
+
+    def render(self, name: str, **variables) -> str:
+        return self._templates.render(name, **variables)
+
+    def requests(self, doc) -> list[ChatRequest]:
+        raise NotImplementedError
+
+    def apply(self, doc, answers) -> str | None:
+        raise NotImplementedError
+
+
+def _code_context(doc) -> dict:
+    meta = doc.metadata
+    return {"language": meta.get("language"), "fence": fence_tag(meta.get("language")), "path": meta.get("path")}
+
+
+class CommitReviewStep(LLMStep):
+    """Rates each labelled aspect 1-5; keeps the aspects rated ``min_rating`` or more (``review`` in metadata)."""
+
+    name = "llm_review"
+
+    def requests(self, doc) -> list[ChatRequest]:
+        meta = doc.metadata
+        return [
+            ChatRequest.user(
+                self.render(
+                    "commit_review",
+                    **aspect_context(aspect),
+                    **_code_context(doc),
+                    repo=meta.get("repo"),
+                    message=meta.get("message", ""),
+                    diff=meta.get("diff", ""),
+                )
+            )
+            for aspect in meta.get("aspects", [])
+        ]
+
+    def apply(self, doc, answers) -> str | None:
+        review, kept = {}, []
+        for aspect, answer in zip(doc.metadata.get("aspects", []), answers, strict=True):
+            parsed = parse_rating(answer.text) if answer.error is None else None
+            if parsed is None or parsed.value is None:
+                self.stat_update("review_failures")
+                review[aspect] = {"rating": None, "error": answer.error or "unparseable"}
+                continue
+            rating = int(parsed.value)
+            review[aspect] = {"rating": rating, "parse": parsed.mode}
+            if rating >= self.config.review.min_rating:
+                kept.append(aspect)
+        doc.metadata["review"] = review
+        doc.metadata["aspects"] = kept
+        if kept:
+            return None
+        return "review_rating" if any(r["rating"] is not None for r in review.values()) else "review_failed"
+
+
+class InstructionStep(LLMStep):
+    """Writes ``instruction``: synthesised in a seeded style, or recovered from the two versions in seeded order."""
+
+    name = "llm_instruction"
+
+    def requests(self, doc) -> list[ChatRequest]:
+        meta, cfg = doc.metadata, self.config.instruction
+        aspect = (meta.get("aspects") or [CRITERIA[0]])[0]
+        if cfg.mode == "recovery":
+            new_first = stable_int(f"recover:{self.config.endpoint.seed}:{doc.id}") % 2 == 0
+            first, second = (doc.text, meta["old_contents"]) if new_first else (meta["old_contents"], doc.text)
+            content = self.render("problem_recovery", **_code_context(doc), solution_1=first, solution_2=second)
+            return [ChatRequest.user(content)]
+        style = cfg.styles[stable_int(f"style:{self.config.endpoint.seed}:{doc.id}") % len(cfg.styles)]
+        meta["instruction_style"] = style
+        content = self.render(
+            "instruction",
+            **aspect_context(aspect),
+            **_code_context(doc),
+            message=meta.get("message", ""),
+            old_code=meta["old_contents"],
+            new_code=doc.text,
+            style_description=INSTRUCTION_STYLES[style],
+        )
+        return [ChatRequest.user(content)]
+
+    def apply(self, doc, answers) -> str | None:
+        (answer,) = answers
+        if answer.error is not None:
+            return "instruction_request_failed"
+        tag = "PROBLEM_STATEMENT" if self.config.instruction.mode == "recovery" else "INSTRUCTION"
+        parsed = parse_tag(answer.text, tag)
+        if not parsed.value:
+            return "instruction_unparseable"
+        doc.metadata["instruction"] = parsed.value
+        return None
+
+
+class BugIntroductionStep(LLMStep):
+    """Adds ``buggy_code`` (a bug-introduced variant of the new version) to records with a configured aspect."""
+
+    name = "llm_bug"
+
+    def requests(self, doc) -> list[ChatRequest]:
+        if not set(doc.metadata.get("aspects", [])) & set(self.config.bug.aspects):
+            return []
+        return [ChatRequest.user(self.render("bug_introduction", **_code_context(doc), code=doc.text))]
+
+    def apply(self, doc, answers) -> str | None:
+        if not answers:
+            return None
+        (answer,) = answers
+        parsed = parse_tag(answer.text, "BUGGY_CODE") if answer.error is None else None
+        code = strip_fence(parsed.value) if parsed and parsed.value else None
+        if code is None or code.strip() == doc.text.strip():
+            self.stat_update("bug_failures")
+            return None  # the record stays; it just gets no extra pair
+        doc.metadata["buggy_code"] = code
+        explanation = parse_tag(answer.text, "BUG_EXPLANATION").value
+        doc.metadata["bug_explanation"] = explanation
+        return None
+
+
+class PairwiseJudgeStep(LLMStep):
+    """N votes per (record, aspect), each with its own seeded A/B order; keeps aspects that pass the keep rule."""
+
+    name = "llm_judge"
+
+    def _order(self, doc, aspect: str, vote: int) -> bool:
+        """True when the new version (chosen) is shown as A in this vote."""
+        return stable_int(f"ab:{self.config.endpoint.seed}:{doc.id}:{aspect}:{vote}") % 2 == 0
+
+    def requests(self, doc) -> list[ChatRequest]:
+        out = []
+        for aspect in doc.metadata.get("aspects", []):
+            for vote in range(self.config.judge.votes):
+                chosen_a = self._order(doc, aspect, vote)
+                a, b = (doc.text, doc.metadata["old_contents"])[:: 1 if chosen_a else -1]
+                content = self.render(
+                    "pairwise_judge",
+                    **aspect_context(aspect),
+                    **_code_context(doc),
+                    prompt=pair_input(doc.metadata),
+                    response_a=a,
+                    response_b=b,
+                )
+                out.append(ChatRequest.user(content, seed_offset=vote))
+        return out
+
+    def apply(self, doc, answers) -> str | None:
+        votes, rule = self.config.judge.votes, self.config.judge
+        verdicts, kept = {}, []
+        for k, aspect in enumerate(doc.metadata.get("aspects", [])):
+            tally = {"matches": 0, "contradictions": 0, "ties": 0, "errors": 0, "parse": []}
+            for vote, answer in enumerate(answers[k * votes : (k + 1) * votes]):
+                parsed = parse_verdict(answer.text) if answer.error is None else None
+                tally["parse"].append(parsed.mode if parsed else "request_failed")
+                if parsed is None or parsed.value is None:
+                    tally["errors"] += 1
+                    self.stat_update("judge_parse_failures" if parsed else "judge_request_failures")
+                elif parsed.value == "TIE":
+                    tally["ties"] += 1
+                else:
+                    chosen_won = (parsed.value == "A") == self._order(doc, aspect, vote)
+                    tally["matches" if chosen_won else "contradictions"] += 1
+            verdicts[aspect] = tally
+            if tally["matches"] >= rule.min_matches and tally["contradictions"] <= rule.max_contradictions:
+                kept.append(aspect)
+        doc.metadata["judge"] = verdicts
+        doc.metadata["aspects"] = kept
+        return None if kept else "judge_rejected"
+
+
+def build_llm_steps(config: LLMConfig) -> list[LLMStep]:
+    """The enabled LLM stages in pipeline order."""
+    steps: list[LLMStep] = []
+    if config.review.enabled:
+        steps.append(CommitReviewStep(config))
+    if config.instruction.enabled:
+        steps.append(InstructionStep(config))
+    if config.bug.enabled:
+        steps.append(BugIntroductionStep(config))
+    if config.judge.enabled:
+        steps.append(PairwiseJudgeStep(config))
+    return steps

@@ -1,0 +1,102 @@
+"""Aspect labelling: word-boundary rules, multi-label, our lists and the authors' layout via terms_dir."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("datatrove")
+
+from themis_rm.criteria import CRITERIA
+from themis_rm.data.aspects import AspectConfig, AspectLabeler, AspectMatcher, load_terms
+from themis_rm.data.base import Document
+from themis_rm.errors import ThemisInputError
+
+FC, RE, ME, SH, RM = (
+    "Functional_Correctness",
+    "Runtime_Efficiency",
+    "Memory_Efficiency",
+    "Security_Hardness",
+    "Readability_Maintainability",
+)
+
+
+@pytest.fixture(scope="module")
+def authors(shared_dir) -> AspectMatcher:
+    return AspectMatcher(load_terms(shared_dir / "reference" / "commit_mining_terms"))
+
+
+def test_authors_layout_loads_all_five_lists(authors):
+    assert {k: len(v) for k, v in authors.terms.items()} == {FC: 135, RE: 226, ME: 24, SH: 271, RM: 166}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Update source files to force a rebuild",  # rce in source and force
+        "Use sqlite for the local store",  # sqli in sqlite
+        "Fix the laundry list of imports",  # dry in laundry
+        "Consolidate handlers",  # solid in consolidate
+        "precvent things",  # cve inside a word
+    ],
+)
+def test_short_terms_do_not_fire_inside_words(authors, message):
+    assert authors.match(message) == {}
+
+
+@pytest.mark.parametrize(
+    ("message", "aspect", "term"),
+    [
+        ("Fix RCE in upload handler", SH, "rce"),
+        ("Patch two CVEs", SH, "cve"),
+        ("rce: validate path", SH, "rce"),
+        ("Refactoring the parser", RM, "refactor"),
+        ("fix   concurrency issue in pool", FC, "fix concurre"),  # the authors' stem, any whitespace
+        ("Hashing is now faster", RE, "hash"),
+        ("Keep code DRY", RM, "dry"),
+    ],
+)
+def test_terms_match_at_word_starts_with_stems_and_inflections(authors, message, aspect, term):
+    assert term in authors.match(message).get(aspect, [])
+
+
+def test_multi_label_in_canonical_order(authors):
+    found = authors.match("Sanitize input to prevent XSS and speed up rendering with caching")
+    assert list(found) == [RE, SH]
+    assert set(found[SH]) >= {"xss"} and "caching" in found[RE]
+
+
+def test_our_default_lists_cover_every_criterion_with_the_same_rules():
+    matcher = AspectMatcher(load_terms())
+    assert set(matcher.terms) == set(CRITERIA)
+    assert matcher.match("Fix crash on empty input")[FC]
+    assert matcher.match("Avoid quadratic loop, 3x faster")[RE]
+    assert matcher.match("Plug memory leak in cache")[ME]
+    assert matcher.match("Escape HTML to prevent XSS")[SH]
+    assert matcher.match("Refactor: extract method for parsing")[RM]
+    assert matcher.match("Update source to force rebuild") == {}
+
+
+def test_terms_dir_in_our_layout_and_errors(tmp_path):
+    (tmp_path / "Security_Hardness.txt").write_text("# comment\nTLS\n")
+    assert load_terms(tmp_path) == {SH: ["tls"]}
+    with pytest.raises(ThemisInputError, match="is not a directory"):
+        load_terms(tmp_path / "Security_Hardness.txt")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ThemisInputError, match="no term lists found"):
+        load_terms(empty)
+
+
+def test_labeler_sets_labels_counts_them_and_drops_unlabelled(shared_dir):
+    step = AspectLabeler(AspectConfig(terms_dir=str(shared_dir / "reference" / "commit_mining_terms")))
+    docs = [
+        Document("x", "1", metadata={"message": "Fix XSS in template"}),
+        Document("x", "2", metadata={"message": "Add a new screen"}),
+        Document("x", "3", metadata={"message": "Refactor\n\nbody mentions a memory leak"}),
+    ]
+    kept = list(step.run(iter(docs)))
+    assert [(d.id, d.metadata["aspects"]) for d in kept] == [("1", [SH]), ("3", [ME, RM])]
+    assert step.stats["dropped_no_aspect"].total == 1 and step.stats[f"aspect_{SH}"].total == 1
+    subject_only = AspectLabeler(AspectConfig(match_on="subject"))
+    kept = list(subject_only.run(iter([Document("x", "3", metadata={"message": "Refactor\n\nmemory leak"})])))
+    assert kept[0].metadata["aspects"] == [RM]

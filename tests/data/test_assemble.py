@@ -1,0 +1,117 @@
+"""Assembly: pairs per aspect, 15/60/25 criteria prompts, repository split, chat-template length, decontamination."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+pytest.importorskip("datatrove")
+
+from themis_rm.criteria import CRITERIA, PromptSampler
+from themis_rm.data.assemble import AssembleConfig, ChatLengthFilter, PairBuilder, split_of, training_row
+from themis_rm.data.base import Document
+from themis_rm.data.decontam import DecontamConfig, DecontaminationFilter, ngrams
+from themis_rm.data.records import stable_int
+from themis_rm.packs import load_prompt_pack
+from themis_rm.readers import read_records
+
+FC, RE = "Functional_Correctness", "Runtime_Efficiency"
+
+
+def record(doc_id="r1", aspects=(FC, RE), repo="acme/kv", **meta) -> Document:
+    base = {"old_contents": "x = 1\n", "message": "Fix x", "language": "Python", "path": "x.py", "repo": repo}
+    return Document("x = 2\n", doc_id, metadata={**base, "aspects": list(aspects), **meta})
+
+
+def build(docs, **options):
+    step = PairBuilder(AssembleConfig(**options))
+    return list(step.run(iter(docs))), step
+
+
+def test_one_pair_per_aspect_plus_the_bug_pair_in_training_schema():
+    pairs, step = build([record(buggy_code="x = 3\n", instruction="Set x to two.")])
+    assert [(p.id, p.metadata["aspect"], p.metadata["rejected"]) for p in pairs] == [
+        ("r1:Functional_Correctness", FC, "x = 1\n"),
+        ("r1:Runtime_Efficiency", RE, "x = 1\n"),
+        ("r1:bug", FC, "x = 3\n"),
+    ]
+    rows = [training_row(None, p) for p in pairs]
+    assert all(set(r) <= {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    assert {r["input"] for r in rows} == {"Set x to two."} and {r["chosen"] for r in rows} == {"x = 2\n"}
+    sampler = PromptSampler(load_prompt_pack("open"), seed=0)
+    assert [p.metadata["system"] for p in pairs] == [
+        sampler.sample(p.metadata["aspect"], stable_int(p.id) % 2**62) for p in pairs
+    ]
+    assert step.stats["pairs"].total == 3
+
+
+def test_records_without_an_instruction_get_a_prompt_from_the_message():
+    (pair, _), _ = build([record()])
+    assert pair.metadata["input"] == "Fix x\n\nWrite the complete Python file `x.py`."
+
+
+def test_system_prompts_follow_15_60_25():
+    pack = load_prompt_pack("open")
+    pairs, _ = build([record(f"r{i}", aspects=[CRITERIA[i % 5]]) for i in range(3000)])
+    kinds = Counter()
+    for p in pairs:
+        system = p.metadata["system"]
+        if system is None:
+            kinds["none"] += 1
+        elif system == pack.training_prompt((p.metadata["aspect"],)):
+            kinds["single"] += 1
+        else:
+            kinds["full"] += 1
+            assert all(pack.components[key] in system for key in CRITERIA)
+    shares = {k: v / len(pairs) for k, v in kinds.items()}
+    assert abs(shares["none"] - 0.15) < 0.03 and abs(shares["single"] - 0.60) < 0.03
+    assert abs(shares["full"] - 0.25) < 0.03
+    assert "system" not in training_row(None, next(p for p in pairs if p.metadata["system"] is None))
+
+
+def test_split_is_by_repository():
+    pairs, _ = build([record(f"r{i}", repo=f"org/repo{i % 40}") for i in range(400)], validation_fraction=0.3)
+    splits: dict[str, set[str]] = {}
+    for p in pairs:
+        splits.setdefault(p.metadata["repo"], set()).add(p.metadata["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    held_out = sum("validation" in s for s in splits.values())
+    assert 4 <= held_out <= 20
+    assert split_of("Org/Repo1", 0.3) == split_of("org/repo1", 0.3)
+
+
+def test_chat_length_filter_measures_under_the_chat_template(tmp_path, qwen_tokenizer):
+    qwen_tokenizer.save_pretrained(tmp_path / "tok")
+    long = record("long", aspects=[FC], old_contents="y = [" + "1, " * 3000 + "]\n")
+    pairs, _ = build([record("short", aspects=[FC]), long])
+    step = ChatLengthFilter(str(tmp_path / "tok"), max_tokens=2000)
+    kept = list(step.run(iter(pairs)))
+    assert [p.id for p in kept] == ["short:Functional_Correctness"]
+    assert step.stats["dropped_too_long"].total == 1
+
+
+def test_decontamination_leaves_zero_overlapping_13grams(shared_dir):
+    benchmarks = [str(shared_dir / "data" / "pairs" / name) for name in ("humanevalpack.jsonl", "mdeval.jsonl")]
+    bench = [row for path in benchmarks for _, row in read_records(path)]
+    docs = [record(f"clean{i}", old_contents=f"value_{i} = compute({i})\n") for i in range(20)]
+    docs += [
+        Document(bench[0]["chosen"], "leak-chosen", metadata={**record().metadata}),
+        Document("x = 2\n", "leak-prompt", metadata={**record().metadata, "message": bench[5]["prompt"]}),
+        Document("x", "leak-old", metadata={**record().metadata, "old_contents": "# " + bench[600]["rejected"]}),
+        Document("x", "leak-instr", metadata={**record().metadata, "instruction": bench[9]["prompt"].upper()}),
+    ]
+    step = DecontaminationFilter(DecontamConfig(benchmarks=benchmarks))
+    kept = list(step.run(iter(docs)))
+    assert sorted(d.id for d in kept) == sorted(f"clean{i}" for i in range(20))
+    assert step.stats["dropped_contaminated"].total == 4
+    bench_grams = {g for row in bench for f in ("prompt", "chosen", "rejected") for g in ngrams(row[f], 13)}
+    texts = [t for d in kept for t in (d.text, *(str(v) for v in d.metadata.values()))]
+    assert sum(g in bench_grams for t in texts for g in ngrams(t, 13)) == 0
+
+
+def test_shipped_open_pack_and_config_values_are_checked():
+    with pytest.raises(Exception, match="validation_fraction"):
+        AssembleConfig(validation_fraction=1.0)
+    assert json.dumps(AssembleConfig().decontam.fields) == '["prompt", "chosen", "rejected"]'
