@@ -13,7 +13,16 @@ from themis_rm.errors import (
 from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import FieldMap, PreferencePair, ScoreRequest, load_pairs, load_responses
 from themis_rm.render import ChatRenderer, RenderedSequence
-from themis_rm.scoring import Scorer
+
+
+def __getattr__(name: str):
+    """Import the scorer (and with it torch) on first use, so `themis --help` and light modules stay fast."""
+    if name == "Scorer":
+        from themis_rm.scoring import Scorer
+
+        return Scorer
+    raise AttributeError(f"module 'themis_rm' has no attribute {name!r}")
+
 
 try:
     __version__ = metadata.version("themis-rm")

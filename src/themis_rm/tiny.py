@@ -90,6 +90,42 @@ def build_tokenizer(style: str = "qwen3", vocab_size: int = 4096):
     raise ValueError(f"style must be 'qwen3' or 'llama', got {style!r}")
 
 
+def tiny_config(
+    tokenizer,
+    *,
+    style: str = "qwen3",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    intermediate_size: int | None = None,
+    tie_word_embeddings: bool = False,
+    **extra,
+):
+    """A small Qwen3 (or Llama) config sized for ``tokenizer``; ``extra`` goes to the config (e.g. ``num_labels``)."""
+    from transformers import LlamaConfig, Qwen3Config
+
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size or 3 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
+        head_dim=hidden_size // num_attention_heads,
+        max_position_embeddings=32768,
+        tie_word_embeddings=tie_word_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=False,
+        **extra,
+    )
+    if style == "qwen3":
+        return Qwen3Config(**common)
+    if style == "llama":
+        return LlamaConfig(bos_token_id=tokenizer.bos_token_id, **common)
+    raise ValueError(f"style must be 'qwen3' or 'llama', got {style!r}")
+
+
 def build_tiny_reward_model(
     output_dir: str | Path,
     *,
@@ -101,36 +137,37 @@ def build_tiny_reward_model(
 ) -> Path:
     """Save a random one-label reward model plus its tokenizer to ``output_dir`` and return the path."""
     import torch
-    from transformers import (
-        LlamaConfig,
-        LlamaForSequenceClassification,
-        Qwen3Config,
-        Qwen3ForSequenceClassification,
-    )
+    from transformers import LlamaForSequenceClassification, Qwen3ForSequenceClassification
 
     output_dir = Path(output_dir)
     tokenizer = tokenizer or build_tokenizer(style)
-    common = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=3 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=hidden_size // 4,
-        max_position_embeddings=32768,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=1,
-        use_cache=False,
-    )
+    config = tiny_config(tokenizer, style=style, hidden_size=hidden_size, num_layers=num_layers, num_labels=1)
     torch.manual_seed(seed)
-    if style == "qwen3":
-        model = Qwen3ForSequenceClassification(Qwen3Config(**common))
-    else:
-        model = LlamaForSequenceClassification(LlamaConfig(bos_token_id=tokenizer.bos_token_id, **common))
+    model_class = Qwen3ForSequenceClassification if style == "qwen3" else LlamaForSequenceClassification
+    model = model_class(config)
     with torch.no_grad():  # random init gives near-identical rewards; widen the head so scores spread visibly
         model.score.weight.normal_(0.0, 1.0)
     model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir
+
+
+def build_tiny_causal_lm(
+    output_dir: str | Path,
+    *,
+    tokenizer=None,
+    seed: int = 0,
+    **shape,
+) -> Path:
+    """Save a random ``Qwen3ForCausalLM`` plus tokenizer: a base model ``themis train`` starts from, as from a real
+    one (zero-initialised reward head, an LM head for the LM loss). ``shape`` goes to :func:`tiny_config`."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    output_dir = Path(output_dir)
+    tokenizer = tokenizer or build_tokenizer("qwen3")
+    config = tiny_config(tokenizer, eos_token_id=tokenizer.eos_token_id, **shape)
+    torch.manual_seed(seed)
+    Qwen3ForCausalLM(config).save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return output_dir

@@ -115,7 +115,7 @@ class Scorer:
     ) -> None:
         self.loaded = loaded
         self._prompts = prompts
-        self.max_length = _effective_max_length(loaded, max_length)
+        self.max_length = capped_max_length(max_length, loaded.tokenizer, loaded.model.config)
         self.renderer = ChatRenderer(loaded.tokenizer, self.max_length, prompt_overflow)
         default_budget = 65536 if loaded.device.type == "cuda" else 16384
         self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
@@ -225,14 +225,7 @@ class Scorer:
     ) -> ScoreOutput:
         """Render and score requests that already carry their system prompts."""
         rendered = self.renderer.render_many(requests)
-        path = self.choose_path(rendered)
-        self.path_counts[path] += 1
-        if path == "prefix":
-            rewards = self.prefix_engine.score(rendered, progress)
-        elif path == "packed":
-            rewards = self.packed_engine.score([r.input_ids for r in rendered], progress)
-        else:
-            rewards = self.engine.score([r.input_ids for r in rendered], progress)
+        rewards = self.score_rendered(rendered, progress)
         truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
         if truncated.any():
             logger.info(
@@ -242,6 +235,18 @@ class Scorer:
                 self.max_length,
             )
         return ScoreOutput(rewards, truncated)
+
+    def score_rendered(
+        self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Rewards for already-rendered sequences, through the engine path :meth:`choose_path` picks."""
+        path = self.choose_path(rendered)
+        self.path_counts[path] += 1
+        if path == "prefix":
+            return self.prefix_engine.score(rendered, progress)
+        if path == "packed":
+            return self.packed_engine.score([r.input_ids for r in rendered], progress)
+        return self.engine.score([r.input_ids for r in rendered], progress)
 
     def score_pairs(
         self,
@@ -331,12 +336,12 @@ def _supports_prefix_reuse(model: torch.nn.Module) -> bool:
     return isinstance(model, PreTrainedModel) and base is not None and base is not model
 
 
-def _effective_max_length(loaded: LoadedModel, requested: int) -> int:
-    """``requested``, capped by the tokenizer's and the model's own limits (logged when it is)."""
+def capped_max_length(requested: int, tokenizer, model_config) -> int:
+    """``requested``, capped by the tokenizer's and the model's own position limits (logged when it is)."""
     limits = [
         requested,
-        getattr(loaded.tokenizer, "model_max_length", None) or _UNBOUNDED,
-        getattr(loaded.model.config, "max_position_embeddings", None) or _UNBOUNDED,
+        getattr(tokenizer, "model_max_length", None) or _UNBOUNDED,
+        getattr(model_config, "max_position_embeddings", None) or _UNBOUNDED,
     ]
     effective = min(limits)
     if effective < requested:
