@@ -23,6 +23,7 @@ from rich.table import Table
 
 from themis_rm.data.cli import data_app  # light: its commands import the pipeline lazily
 from themis_rm.errors import ThemisError
+from themis_rm.train.cli import train as train_command  # light: imports torch/accelerate only when run
 
 app = typer.Typer(
     name="themis",
@@ -213,6 +214,7 @@ def score(
 
 
 app.add_typer(data_app, name="data")
+app.command(name="train")(train_command)
 
 bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-compatible outputs.")
 app.add_typer(bench_app, name="bench")
@@ -464,7 +466,7 @@ def demo(
     ),
     prompts: PromptsOption = None,
     problems: Annotated[int | None, typer.Option(help="HumanEval problems to mutate (default: all 164).")] = None,
-    train_steps: Annotated[int, typer.Option(help="Optimizer steps of the tiny model.")] = 120,
+    train_steps: Annotated[int, typer.Option(help="Optimizer steps of the tiny model.")] = 100,
 ) -> None:
     """Offline end-to-end demo: verified bug pairs -> train a tiny RM -> bench -> rerank -> report."""
     from themis_rm.demo import DemoConfig, run_demo

@@ -1,0 +1,107 @@
+"""The accelerate loop: accumulation equals a big batch, metrics over all micro-batches, schedule, clipping, records."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+from safetensors.torch import load_file
+
+from themis_rm.errors import ThemisInputError
+from themis_rm.train.loop import RUN_FILE, run_training
+from themis_rm.train.metrics import METRICS_FILE, read_metrics
+
+from .synthetic import operator_pairs, write_jsonl
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_jsonl(tmp_path / "train.jsonl", operator_pairs(32, seed=0))
+
+
+def _weights(run_dir):
+    return load_file(run_dir / "model.safetensors")
+
+
+def test_gradient_accumulation_equals_one_big_micro_batch(small_config, data, tmp_path):
+    common = {"batch_size": 8, "max_steps": 2, "lm_weight": 0.0, "magnitude_weight": 0.01, "max_grad_norm": 100.0}
+    big = run_training(small_config(data, micro_batch_size=8, output=str(tmp_path / "big"), **common))
+    accumulated = run_training(small_config(data, micro_batch_size=2, output=str(tmp_path / "acc"), **common))
+    # The same global gradient: a loss not divided by the accumulation steps would show here 4x.
+    assert accumulated.metrics["train/grad_norm"] == pytest.approx(big.metrics["train/grad_norm"], rel=1e-4)
+    for name, value in _weights(big.output).items():  # Adam amplifies float-order noise of ~0 gradients a little
+        assert value.allclose(_weights(accumulated.output)[name], atol=5e-5), name
+    for key in ("loss/bt", "loss/mag", "reward/margin", "reward/accuracy", "train/pairs"):
+        assert accumulated.metrics[key] == pytest.approx(big.metrics[key], abs=1e-6), key
+    assert accumulated.metrics["train/pairs"] == 8  # the whole step, not the last micro-batch
+    assert json.loads((tmp_path / "acc" / RUN_FILE).read_text())["grad_accum"] == 4
+
+
+def test_schedule_warms_up_then_decays_to_min_lr_over_the_planned_steps(small_config, data):
+    summary = run_training(small_config(data, epochs=2, warmup_ratio=0.25, lr=1e-3, min_lr=1e-4, log_every=1))
+    records = [r for r in read_metrics(summary.output / METRICS_FILE) if "train/lr" in r]
+    lrs = [r["train/lr"] for r in records]
+    assert summary.steps == len(records) == 2 * (32 // 8)
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(5e-4) and lrs[2] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[2:]))
+    assert 1e-4 <= lrs[-1] < 2e-4
+    assert [r["train/epoch"] for r in records][-1] == pytest.approx(2.0)
+
+
+def test_clipping_bounds_the_update(small_config, data, tmp_path):
+    free = run_training(small_config(data, max_steps=2, max_grad_norm=0.0, output=str(tmp_path / "free")))
+    clipped = run_training(small_config(data, max_steps=2, max_grad_norm=1e-12, output=str(tmp_path / "clip")))
+    # AdamW is scale-invariant except for eps: gradients clipped to 1e-12 (<< eps) barely move the weights.
+    assert _weights(free.output)["score.weight"].abs().max() > 1e-4
+    assert _weights(clipped.output)["score.weight"].abs().max() < 1e-6
+    assert math.isnan(free.metrics["train/grad_norm"]) and clipped.metrics["train/grad_norm"] > 0
+
+
+def test_run_records_config_counters_metrics_and_eval_by_aspect(small_config, data, tmp_path):
+    eval_rows = operator_pairs(6, seed=9)
+    eval_rows[0]["aspect"] = "Readability_Maintainability"
+    config = small_config(data, eval_data=str(write_jsonl(tmp_path / "eval.jsonl", eval_rows)), eval_every=2)
+    summary = run_training(config)
+    run = json.loads((summary.output / RUN_FILE).read_text())
+    assert run["status"] == "done" and run["config"]["optim"]["lr"] == 1e-3 and run["total_steps"] == 4
+    assert run["counters"]["trained_pairs"] == 32 and run["counters"]["dropped_invalid_rows"] == 0
+    assert run["lm_loss"] == "chunked_ce" and run["packing"] is False
+    records = read_metrics(summary.output / METRICS_FILE)
+    evals = [r for r in records if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert {"eval/accuracy/Functional_Correctness", "eval/accuracy/Readability_Maintainability"} <= set(evals[-1])
+    assert evals[-1]["eval/pairs"] == 6 and summary.eval_metrics == {k: v for k, v in evals[-1].items() if k != "step"}
+
+
+def test_too_few_pairs_for_one_step_is_a_clear_error(small_config, data):
+    with pytest.raises(ThemisInputError, match="--batch-size 64 exceeds the 32 training pairs"):
+        run_training(small_config(data, batch_size=64, micro_batch_size=8))
+
+
+def test_gradient_checkpointing_changes_memory_not_results(small_config, data, tmp_path):
+    plain = run_training(small_config(data, max_steps=2, output=str(tmp_path / "plain")))
+    checkpointed = run_training(
+        small_config(data, max_steps=2, gradient_checkpointing=True, output=str(tmp_path / "ckpt"))
+    )
+    assert json.loads((checkpointed.output / RUN_FILE).read_text())["activation_checkpointing"] is True
+    assert json.loads((plain.output / RUN_FILE).read_text())["activation_checkpointing"] is False
+    assert checkpointed.metrics["loss/total"] == pytest.approx(plain.metrics["loss/total"], abs=1e-6)
+    for name, value in _weights(plain.output).items():
+        assert value.allclose(_weights(checkpointed.output)[name], atol=1e-5), name
+
+
+def test_bf16_autocast_trains_and_exports_bf16(small_config, data):
+    summary = run_training(small_config(data, max_steps=2, mixed_precision="bf16"))
+    run = json.loads((summary.output / RUN_FILE).read_text())
+    assert run["mixed_precision"] == "bf16" and math.isfinite(summary.metrics["loss/total"])
+    weights = _weights(summary.output)
+    assert {str(v.dtype) for v in weights.values()} == {"torch.bfloat16"}
+
+
+def test_dataloader_workers_render_the_same_batches(small_config, data, tmp_path):
+    inline = run_training(small_config(data, max_steps=2, output=str(tmp_path / "inline")))
+    workers = run_training(small_config(data, max_steps=2, num_workers=2, output=str(tmp_path / "workers")))
+    assert workers.metrics["loss/total"] == pytest.approx(inline.metrics["loss/total"], abs=1e-7)
+    assert workers.counters == inline.counters

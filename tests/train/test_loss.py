@@ -1,0 +1,89 @@
+"""The objective's pieces: BT, the two magnitude penalties, chunked cross-entropy, step-level averaging."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from themis_rm.errors import ThemisError, ThemisInputError
+from themis_rm.train.loss import (
+    STAT_NAMES,
+    bradley_terry,
+    chunked_cross_entropy,
+    magnitude_penalty,
+    pair_loss,
+    select_lm_loss,
+    stats_to_metrics,
+)
+
+
+def test_bradley_terry_is_ln2_at_equal_rewards_and_falls_with_the_margin():
+    zero = torch.zeros(3)
+    assert torch.allclose(bradley_terry(zero, zero), torch.full((3,), math.log(2)))
+    assert bradley_terry(torch.tensor([2.0]), torch.tensor([0.0])) < bradley_terry(zero[:1], zero[:1])
+
+
+def test_center_penalty_leaves_the_margin_free_and_abs_sum_sq_does_not():
+    chosen, rejected = torch.tensor([3.0]), torch.tensor([-3.0])
+    assert magnitude_penalty(chosen, rejected, "center").item() == 0.0
+    assert magnitude_penalty(chosen, rejected, "abs_sum_sq").item() == 36.0
+    with pytest.raises(ThemisInputError, match="--magnitude"):
+        magnitude_penalty(chosen, rejected, "l2")
+
+
+def test_chunked_cross_entropy_equals_the_full_one_in_value_and_gradient():
+    torch.manual_seed(0)
+    hidden = torch.randn(37, 8, requires_grad=True)
+    head = torch.nn.Linear(8, 50, bias=False)
+    targets = torch.randint(0, 50, (37,))
+    full = F.cross_entropy(head(hidden), targets, reduction="sum")
+    full_grads = torch.autograd.grad(full, (hidden, head.weight))
+    chunked = chunked_cross_entropy(hidden, head, targets, chunk_tokens=8)
+    chunked_grads = torch.autograd.grad(chunked, (hidden, head.weight))
+    assert torch.allclose(chunked, full, atol=1e-4)
+    for a, b in zip(chunked_grads, full_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_liger_is_not_selected_on_cpu_and_forcing_it_fails_clearly():
+    _, name = select_lm_loss("auto", torch.device("cpu"), 128)
+    assert name == "chunked_ce"
+    with pytest.raises(ThemisError, match="liger"):
+        select_lm_loss("on", torch.device("cpu"), 128)
+
+
+def test_placeholder_pairs_add_nothing_to_loss_or_statistics():
+    chosen, rejected = torch.tensor([1.0, 5.0]), torch.tensor([0.0, -5.0])
+    zero = torch.zeros(())
+    loss, stats = pair_loss(
+        chosen, rejected, torch.tensor([1.0, 0.0]), zero, zero, lm_weight=0.0, magnitude_weight=0.1, magnitude="center"
+    )
+    expected = bradley_terry(chosen[:1], rejected[:1]) + 0.1 * magnitude_penalty(chosen[:1], rejected[:1], "center")
+    assert torch.allclose(loss, expected.sum())
+    values = dict(zip(STAT_NAMES, stats.tolist(), strict=True))
+    assert values["pairs"] == 1 and values["chosen_sum"] == 1.0 and values["correct"] == 1.0
+
+
+def test_step_metrics_are_means_over_all_micro_batches_not_the_last():
+    def stats(chosen, rejected):
+        zero = torch.zeros(())
+        weight = torch.ones(len(chosen))
+        return pair_loss(
+            torch.tensor(chosen),
+            torch.tensor(rejected),
+            weight,
+            zero,
+            zero,
+            lm_weight=0.0,
+            magnitude_weight=0.0,
+            magnitude="center",
+        )[1]
+
+    first, second = stats([2.0, 2.0], [0.0, 0.0]), stats([0.0, 0.0], [1.0, 1.0])
+    metrics = stats_to_metrics(first + second, lm_weight=0.0, magnitude_weight=0.0)
+    assert metrics["reward/accuracy"] == 0.5
+    assert metrics["reward/margin"] == pytest.approx(0.5)
+    assert metrics["train/pairs"] == 4

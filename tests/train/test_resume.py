@@ -1,0 +1,110 @@
+"""Kill -9 a real training process mid-run, resume it, and get bit-for-bit the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from themis_rm.train.checkpoint import list_checkpoints
+from themis_rm.train.metrics import METRICS_FILE, read_metrics
+
+from .synthetic import operator_pairs, write_jsonl
+
+STEPS = 24  # 2 epochs of 12 steps: the kill lands mid-epoch or across the epoch boundary
+
+
+def _command(base: Path, pack: Path, data: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "themis_rm.train.cli",
+        "--model",
+        str(base),
+        "--data",
+        str(data),
+        "--output",
+        str(output),
+        "--prompts",
+        str(pack),
+        "--batch-size",
+        "8",
+        "--micro-batch-size",
+        "4",
+        "--max-length",
+        "128",
+        "--lr",
+        "3e-3",
+        "--min-lr",
+        "1e-4",
+        "--warmup-ratio",
+        "0.1",
+        "--epochs",
+        "2",
+        "--save-every",
+        "3",
+        "--keep-checkpoints",
+        "3",
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _kill_after_first_checkpoint(command: list[str], output: Path, timeout_s: float = 120.0) -> int:
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not list_checkpoints(output):
+            if process.poll() is not None:
+                pytest.fail(f"training ended (rc {process.returncode}) before its first checkpoint")
+            if time.monotonic() > deadline:
+                pytest.fail("no checkpoint appeared in time")
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_bitwise_equal_weights(tiny_base_dir, short_pack_path, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", operator_pairs(96, seed=0))
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+
+    done = subprocess.run(_command(tiny_base_dir, short_pack_path, data, straight), env=_env(), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+    rc = _kill_after_first_checkpoint(_command(tiny_base_dir, short_pack_path, data, killed), killed)
+    assert rc == -signal.SIGKILL
+    assert not (killed / "model.safetensors").exists()  # it really died before the end
+    resumed_at = int(list_checkpoints(killed)[-1].name.split("-")[1])
+    assert 0 < resumed_at < STEPS
+
+    resumed = subprocess.run(
+        _command(tiny_base_dir, short_pack_path, data, killed, "--resume", "auto"), env=_env(), capture_output=True
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert f"resumed from {resumed_at}" in resumed.stderr.decode().replace("\n", " ")
+
+    expected, got = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), f"{name} differs after resume"
+    assert torch.count_nonzero(expected["score.weight"]) > 0
+
+    def losses(run: Path) -> list[tuple[int, float]]:
+        return [(r["step"], r["loss/total"]) for r in read_metrics(run / METRICS_FILE) if "loss/total" in r]
+
+    assert losses(killed) == losses(straight)  # the log is cut back to the checkpoint, then continues identically
+    assert len(losses(killed)) == STEPS
