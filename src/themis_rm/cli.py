@@ -23,6 +23,7 @@ from rich.table import Table
 
 from themis_rm.data.cli import data_app  # light: its commands import the pipeline lazily
 from themis_rm.errors import ThemisError
+from themis_rm.serve.cli import serve as serve_command  # light: imports the serve extra only when run
 from themis_rm.train.cli import train as train_command  # light: imports torch/accelerate only when run
 
 app = typer.Typer(
@@ -215,6 +216,7 @@ def score(
 
 app.add_typer(data_app, name="data")
 app.command(name="train")(train_command)
+app.command(name="serve")(serve_command)
 
 bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-compatible outputs.")
 app.add_typer(bench_app, name="bench")

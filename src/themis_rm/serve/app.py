@@ -1,0 +1,106 @@
+"""The FastAPI app: thin routes over one :class:`RewardService`, built once by :func:`create_app`.
+
+Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /classify`` (vLLM-style, as verl calls it), ``POST /v1/score``
+(structured, several criteria per call), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
+first: metrics -> bearer token (401) -> body limit (413) -> routing and JSON validation (422) -> the service
+(413 too many items, 429 queue full, 503 shutting down or timed out). Nothing from a request is ever executed:
+templates are the reward model's own, and policy strings are only split on plain-string markers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from themis_rm.errors import MissingExtraError
+from themis_rm.serve.errors import install_error_handlers
+from themis_rm.serve.guards import BearerAuth, BodyLimit
+from themis_rm.serve.metrics import MetricsMiddleware
+from themis_rm.serve.protocol import (
+    ClassifyRequest,
+    ClassifyResponse,
+    GetRewardRequest,
+    GetRewardResponse,
+    ScoreItemsRequest,
+    ScoreItemsResponse,
+)
+from themis_rm.serve.service import RewardService
+from themis_rm.serve.settings import ServeSettings
+
+try:
+    from fastapi import APIRouter, Depends, FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import CONTENT_TYPE_LATEST
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("fastapi", "serve") from exc
+
+
+def create_app(settings: ServeSettings, service: RewardService | None = None) -> FastAPI:
+    """Build the app around ``service`` (default: load the model named by ``settings`` now, before serving).
+
+    The service's threads and batcher start with the app (lifespan startup) and drain on shutdown, after uvicorn
+    has stopped accepting connections and its in-flight requests have been answered.
+    """
+    service = service or RewardService.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="themis-rm reward server", lifespan=lifespan)
+    app.state.service = service
+    install_error_handlers(app, settings.retry_after_s, service.metrics.reject)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, count_reject=service.metrics.reject)
+    if settings.api_key is not None:
+        app.add_middleware(BearerAuth, api_key=settings.api_key.get_secret_value(), count_reject=service.metrics.reject)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app
+
+
+async def _service(request: Request) -> RewardService:
+    return request.app.state.service
+
+
+Service = Annotated[RewardService, Depends(_service)]
+router = APIRouter()
+
+
+@router.post("/get_reward")
+async def get_reward(body: GetRewardRequest, service: Service) -> GetRewardResponse:
+    """OpenRLHF ``--remote_rm_url``: one reward per chat-formatted query."""
+    scored = await service.get_reward(body.query, body.prompts)
+    return GetRewardResponse.of(scored.rewards)
+
+
+@router.post("/classify")
+async def classify(body: ClassifyRequest, service: Service) -> ClassifyResponse:
+    """vLLM-style classify (what verl's reward loop posts): ``probs[0]`` is the raw reward unless activation."""
+    scored = await service.classify(body.input, body.add_special_tokens)
+    return ClassifyResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid)
+
+
+@router.post("/v1/score")
+async def score(body: ScoreItemsRequest, service: Service) -> ScoreItemsResponse:
+    """Structured items under one or several criteria in one call."""
+    scored = await service.score_items([item.to_request() for item in body.items], body.criteria)
+    model = service.settings.model_name
+    return ScoreItemsResponse.of(model, scored.labels, scored.rewards, scored.truncated_tokens, scored.tokens)
+
+
+@router.get("/health")
+async def health(service: Service) -> JSONResponse:
+    """200 while serving, 503 while starting or draining; with the queue depth and every counter."""
+    report = service.health()
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+@router.get("/metrics")
+async def metrics(service: Service) -> Response:
+    """Prometheus text format."""
+    return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,186 @@
+"""Request and response schemas of every endpoint (pydantic); the routes only validate, call, and answer.
+
+One valid request per endpoint::
+
+    POST /get_reward {"query": ["<|im_start|>user\\nWrite f.<|im_end|>\\n<|im_start|>assistant\\ndef f(): ..."],
+                      "prompts": ["<|im_start|>user\\nWrite f.<|im_end|>\\n<|im_start|>assistant\\n"]}
+    POST /classify   {"model": "themis", "input": "<rendered conversation>", "activation": false}
+    POST /v1/score   {"items": [{"prompt": "Write f.", "response": "def f(): ..."}],
+                      "criteria": ["security", "runtime"]}
+
+Strings are strict (a number where a string belongs is a 422 naming the field, never silently converted). The
+OpenRLHF and vLLM shapes ignore unknown fields (``labels``, ``user``, ...), as their clients send extras; the
+structured ``/v1/score`` refuses them, so a misspelt field is reported instead of ignored.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import numpy as np
+from scipy.special import expit
+
+from themis_rm.errors import MissingExtraError
+from themis_rm.pairs import ScoreRequest
+
+try:
+    from pydantic import (
+        AliasChoices,
+        BaseModel,
+        BeforeValidator,
+        ConfigDict,
+        Field,
+        StrictBool,
+        StrictStr,
+        model_validator,
+    )
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("pydantic", "serve") from exc
+
+
+def _as_list(value: Any) -> Any:
+    """A lone string stands for a list of one (vLLM's ``input`` and our ``criteria`` take either)."""
+    return [value] if isinstance(value, str) else value
+
+
+StrOrList = Annotated[list[StrictStr], BeforeValidator(_as_list)]
+
+
+class Usage(BaseModel):
+    """Tokens scored (OpenAI/vLLM layout; nothing is generated)."""
+
+    prompt_tokens: int
+    total_tokens: int
+    completion_tokens: int = 0
+
+    @classmethod
+    def of(cls, tokens: int) -> Usage:
+        return cls(prompt_tokens=tokens, total_tokens=tokens)
+
+
+# ------------------------------------------------------------------------------------------- /get_reward
+class GetRewardRequest(BaseModel):
+    """OpenRLHF ``--remote_rm_url``: policy-formatted strings (older OpenRLHF sends ``queries``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: list[StrictStr] = Field(validation_alias=AliasChoices("query", "queries"))
+    prompts: list[StrictStr] | None = None  # the prompt part of each query, when the caller sends it
+
+
+class GetRewardResponse(BaseModel):
+    """``rewards``: raw reward-model scores; ``scores``: their sigmoid in (0, 1), for OpenRLHF's dynamic filtering."""
+
+    rewards: list[float]
+    scores: list[float]
+
+    @classmethod
+    def of(cls, rewards: list[float]) -> GetRewardResponse:
+        return cls(rewards=rewards, scores=expit(np.asarray(rewards, dtype=np.float64)).tolist())
+
+
+# --------------------------------------------------------------------------------------------- /classify
+class ClassifyRequest(BaseModel):
+    """The subset of vLLM's classify API that verl sends: ``model``, ``input``, ``activation``/``use_activation``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr | None = None  # accepted and echoed; this server has one model
+    input: StrOrList = Field(min_length=1)
+    activation: StrictBool | None = None  # vLLM < 0.11.2
+    use_activation: StrictBool | None = None  # vLLM >= 0.11.2
+    add_special_tokens: StrictBool = False  # inputs are already rendered; True adds the tokenizer's BOS/EOS again
+
+    @property
+    def sigmoid(self) -> bool:
+        """Raw scores unless the caller asks for the activation (unlike vLLM, raw is the default)."""
+        return bool(self.use_activation if self.use_activation is not None else self.activation)
+
+
+class ClassifyData(BaseModel):
+    index: int
+    label: str = "LABEL_0"
+    probs: list[float]
+    num_classes: int = 1
+
+
+class ClassifyResponse(BaseModel):
+    id: str
+    object: str = "list"
+    created: int
+    model: str
+    data: list[ClassifyData]
+    usage: Usage
+
+    @classmethod
+    def of(cls, model: str, rewards: list[float], tokens: int, sigmoid: bool) -> ClassifyResponse:
+        values = expit(np.asarray(rewards, dtype=np.float64)).tolist() if sigmoid else rewards
+        return cls(
+            id=f"classify-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=model,
+            data=[ClassifyData(index=i, probs=[value]) for i, value in enumerate(values)],
+            usage=Usage.of(tokens),
+        )
+
+
+# --------------------------------------------------------------------------------------------- /v1/score
+class ChatTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: StrictStr
+    content: StrictStr
+
+
+class ScoreItem(BaseModel):
+    """One response to score, after a prompt given as text or as a conversation (``messages``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: StrictStr | None = None
+    messages: list[ChatTurn] | None = Field(None, min_length=1)
+    response: StrictStr
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> ScoreItem:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' (text) or 'messages' (a conversation)")
+        return self
+
+    def to_request(self) -> ScoreRequest:
+        prompt = self.prompt if self.prompt is not None else [t.model_dump() for t in self.messages]
+        return ScoreRequest(prompt, self.response)
+
+
+class ScoreItemsRequest(BaseModel):
+    """Items plus criteria: a spec string (``"security,runtime"``: one combined prompt) or a list of specs
+    (``["security", "runtime"]``: one score per spec); omitted: the server's ``--criteria``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ScoreItem] = Field(min_length=1)
+    criteria: StrOrList | None = Field(None, min_length=1)
+    model: StrictStr | None = None
+
+
+class ItemResult(BaseModel):
+    index: int
+    scores: dict[str, float]  # criteria label (``Security_Hardness``, ``Full``, ``none``) -> raw reward
+    truncated_tokens: int
+
+
+class ScoreItemsResponse(BaseModel):
+    model: str
+    criteria: list[str]
+    results: list[ItemResult]
+    usage: Usage
+
+    @classmethod
+    def of(cls, model: str, labels: list[str], rewards: np.ndarray, truncated: list[int], tokens: int):
+        results = [
+            ItemResult(index=i, scores=dict(zip(labels, row.tolist(), strict=True)), truncated_tokens=truncated[i])
+            for i, row in enumerate(rewards)
+        ]
+        return cls(model=model, criteria=labels, results=results, usage=Usage.of(tokens))

@@ -1,0 +1,264 @@
+"""``RewardService``: what the HTTP routes call. Renders on the event loop, scores on one model thread, batched.
+
+The service adds no scoring logic: structured items go through the scorer's own renderer (criteria -> system
+prompt -> chat template -> ids) and engines, exactly as ``themis score`` does. Two things are server-specific:
+
+* raw strings (``/classify``, ``/get_reward`` without ``--rerender``) are tokenised as sent, with
+  ``add_special_tokens=False`` (they were already rendered with a chat template), and when too long keep their END,
+  where the reward is read;
+* ``/get_reward --rerender`` splits policy strings into turns and response (:mod:`.queries`), then renders them
+  like any structured item under the server's ``--criteria``.
+
+Threads: rendering and tokenisation run on the event loop (a few hundred microseconds per request; one thread
+ever enters the tokenizer, and no GIL hand-off per request), the model on the batcher's one "model" thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from themis_rm.errors import CriteriaError, PromptTooLongError
+from themis_rm.packs import resolve_pack
+from themis_rm.pairs import ScoreRequest
+from themis_rm.render import RenderedSequence
+from themis_rm.scoring.scorer import Scorer
+from themis_rm.serve.batcher import BatchLimits, MicroBatcher
+from themis_rm.serve.errors import RequestFieldError, RequestTooLargeError, UnavailableError
+from themis_rm.serve.metrics import ServeMetrics
+from themis_rm.serve.queries import QuerySplitter
+from themis_rm.serve.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Rewards of one request's sequences (request order), how many tokens each lost, and tokens scored."""
+
+    rewards: list[float]
+    truncated_tokens: list[int]
+    tokens: int
+
+
+@dataclass(frozen=True)
+class CriteriaScored:
+    """``rewards[i][j]``: item ``i`` under criteria ``labels[j]``; truncation is the most any criterion cut."""
+
+    labels: list[str]
+    rewards: np.ndarray  # (items, criteria), float64
+    truncated_tokens: list[int]
+    tokens: int
+
+
+class RewardService:
+    """One scorer, one batcher, the request limits; built once per process by :func:`create_app`.
+
+    Args:
+        scorer: the loaded reward model.
+        settings: limits, batching and ``/get_reward`` options.
+        metrics: where counters go (a fresh registry by default).
+        before_batch: called on the model thread before each batch; a test hook to make the model slow.
+    """
+
+    def __init__(
+        self,
+        scorer: Scorer,
+        settings: ServeSettings,
+        *,
+        metrics: ServeMetrics | None = None,
+        before_batch: Callable[[], None] | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self.settings = settings
+        self.metrics = metrics or ServeMetrics()
+        self.splitter = QuerySplitter(settings.assistant_marker, settings.end_markers)
+        self.get_reward_system = scorer.system_prompt(settings.criteria) if settings.rerender else None
+        limits = BatchLimits(
+            max_batch_items=settings.max_batch_items,
+            max_batch_tokens=settings.max_batch_tokens or scorer.engine.batch_tokens,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue_items=settings.max_queue_items,
+        )
+        self.batcher: MicroBatcher[RenderedSequence] = MicroBatcher(
+            self._score_batch, _token_count, limits, self.metrics
+        )
+        self._before_batch = before_batch
+        self._started = False
+        self.counters: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings, **kwargs) -> RewardService:
+        """Load the model (and the prompt pack when criteria are asked for) named by ``settings``."""
+        needs_pack = settings.criteria.strip().lower() != "none" or settings.criteria_file is not None
+        prompts = resolve_pack(settings.prompts, settings.criteria_file) if needs_pack else settings.prompts
+        scorer = Scorer.from_pretrained(
+            settings.model,
+            dtype=settings.dtype,
+            device=settings.device,
+            max_length=settings.max_length,
+            prompts=prompts,
+            batch_tokens=settings.batch_tokens,
+            prompt_overflow=settings.prompt_overflow,
+            adapter=settings.adapter,
+            adapter_spec=settings.adapter_spec,
+            engine=settings.engine,
+        )
+        return cls(scorer, settings, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.batcher.start()
+        self._started = True
+        logger.info("reward service ready: %s", self.settings.model_name)
+
+    async def stop(self) -> None:
+        """Finish queued and running batches (up to ``--shutdown-timeout-s``), then release the model thread."""
+        await self.batcher.close(self.settings.shutdown_timeout_s)
+
+    # ------------------------------------------------------------------------------------------- requests
+    async def get_reward(self, queries: list[str], prompts: list[str] | None) -> Scored:
+        """OpenRLHF: score chat-formatted strings as sent, or split and re-render them (``--rerender``)."""
+        self._check_count(len(queries), "query")
+        if prompts is not None and len(prompts) != len(queries):
+            raise RequestFieldError("prompts", f"has {len(prompts)} entries for {len(queries)} queries")
+        if self.settings.rerender:
+            return await self._score(self._render_queries(queries, prompts))
+        return await self._score(self._render_raw(queries, add_special_tokens=False, param="query"))
+
+    async def classify(self, inputs: list[str], add_special_tokens: bool = False) -> Scored:
+        """vLLM-style classify: score strings already rendered with the reward model's own template."""
+        self._check_count(len(inputs), "input")
+        return await self._score(self._render_raw(inputs, add_special_tokens, param="input"))
+
+    async def score_items(self, requests: list[ScoreRequest], criteria: list[str] | None) -> CriteriaScored:
+        """Score every item under each criteria spec (``["security", "runtime"]`` gives two scores per item)."""
+        specs = criteria or [self.settings.criteria]
+        self._check_count(len(requests) * len(specs), "items")
+        labels, rendered = self._render_items(requests, specs)
+        scored = await self._score(rendered)
+        rewards = np.asarray(scored.rewards).reshape(len(specs), len(requests)).T
+        truncated = np.asarray(scored.truncated_tokens).reshape(len(specs), len(requests)).max(axis=0)
+        return CriteriaScored(labels, rewards, truncated.tolist(), scored.tokens)
+
+    def health(self) -> dict:
+        """Readiness, queue and every counter (batcher drops, service counters, engine work)."""
+        return {
+            "status": "ok" if self.batcher.running else "unavailable",
+            "model": self.settings.model_name,
+            "get_reward": {"rerender": self.settings.rerender, "criteria": self.settings.criteria},
+            "queue_items": self.batcher.queued,
+            "counters": {**self.batcher.counters, **self.counters},
+            "engine": self.scorer.work_counters(),
+        }
+
+    # -------------------------------------------------------------------------------------------- pipeline
+    async def _score(self, rendered: list[RenderedSequence]) -> Scored:
+        """Wait for the batcher to score ``rendered``, within the request timeout."""
+        if not self._started:
+            raise UnavailableError("the reward service is not started yet")
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                rewards = await self.batcher.submit(rendered)
+        except TimeoutError:
+            self.counters["timed_out_requests"] += 1
+            raise UnavailableError(
+                f"not scored within --request-timeout-s {self.settings.request_timeout_s:g}; the server is busy"
+            ) from None
+        truncated = [r.truncated_tokens for r in rendered]
+        self.metrics.truncated.inc(sum(1 for t in truncated if t))
+        return Scored(rewards, truncated, sum(len(r.input_ids) for r in rendered))
+
+    def _score_batch(self, rendered: list[RenderedSequence]) -> np.ndarray:
+        if self._before_batch is not None:
+            self._before_batch()
+        return self.scorer.score_rendered(rendered)
+
+    def _check_count(self, count: int, param: str) -> None:
+        if count == 0:
+            raise RequestFieldError(param, "is empty; send at least one item")
+        if count > self.settings.max_items_per_request:
+            self.counters["rejected_too_many_items"] += 1
+            raise RequestTooLargeError(
+                f"{param}: {count} sequences exceed --max-items-per-request {self.settings.max_items_per_request}; "
+                "split the call"
+            )
+
+    # ---------------------------------------------------------------------------- rendering (event loop)
+    def _render_raw(self, texts: Sequence[str], add_special_tokens: bool, param: str) -> list[RenderedSequence]:
+        """Tokenise already-formatted strings; keep the end when too long (the reward is read at the last token)."""
+        tokenizer = self.scorer.loaded.tokenizer
+        pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
+        texts = [_strip_token(text, pad) for text in texts]
+        encoded = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+        sequences = []
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise RequestFieldError(f"{param}[{i}]", "is empty (nothing to score)")
+            overflow = max(0, len(ids) - self.scorer.max_length)
+            sequences.append(RenderedSequence(list(ids[overflow:]), 0, 0, truncated_tokens=overflow))
+        return sequences
+
+    def _render_queries(self, queries: Sequence[str], prompts: Sequence[str] | None) -> list[RenderedSequence]:
+        requests = []
+        for i, query in enumerate(queries):
+            split = self.splitter.split(query, prompts[i] if prompts else None, f"query[{i}]")
+            self.counters["policy_system_turns_dropped"] += split.dropped_system
+            requests.append(ScoreRequest(split.turns, split.response, self.get_reward_system))
+        return self._render_requests(requests, "query")
+
+    def _render_items(
+        self, requests: Sequence[ScoreRequest], specs: Sequence[str]
+    ) -> tuple[list[str], list[RenderedSequence]]:
+        """Every item under every spec, spec-major, and each spec's canonical label."""
+        labels: list[str] = []
+        all_requests = []
+        for j, spec in enumerate(specs):
+            label, system = self._resolve(spec, f"criteria[{j}]")
+            if label in labels:
+                raise RequestFieldError(f"criteria[{j}]", f"repeats {label} (asked for twice)")
+            labels.append(label)
+            for i, request in enumerate(requests):
+                if system is not None and not isinstance(request.prompt, str) and request.prompt[0]["role"] == "system":
+                    raise RequestFieldError(
+                        f"items[{i}].messages[0]",
+                        f"is a system message, but criteria {label} bring their own; drop it or ask for criteria none",
+                    )
+                all_requests.append(ScoreRequest(request.prompt, request.response, system))
+        return labels, self._render_requests(all_requests, "items", modulo=len(requests))
+
+    def _resolve(self, spec: str, param: str) -> tuple[str, str | None]:
+        try:
+            selection = self.scorer.selection(spec)
+        except CriteriaError as exc:
+            raise RequestFieldError(param, str(exc)) from exc
+        if not selection:
+            return "none", None
+        return self.scorer.prompts.selection_label(selection), self.scorer.prompts.eval_prompt(selection)
+
+    def _render_requests(self, requests: list[ScoreRequest], param: str, modulo: int = 0) -> list[RenderedSequence]:
+        try:
+            return self.scorer.renderer.render_many(requests)
+        except PromptTooLongError as exc:
+            index = exc.index % modulo if modulo else exc.index
+            raise RequestFieldError(f"{param}[{index}]", str(exc).split(": ", 1)[-1]) from exc
+
+
+def _token_count(sequence: RenderedSequence) -> int:
+    return len(sequence.input_ids)
+
+
+def _strip_token(text: str, token: str | None) -> str:
+    """``text`` without whole copies of ``token`` (padding) at either end; OpenRLHF sends padded decodes."""
+    if not token:
+        return text
+    while text.startswith(token):
+        text = text[len(token) :]
+    while text.endswith(token):
+        text = text[: -len(token)]
+    return text

@@ -1,0 +1,178 @@
+"""Bad, oversized, unauthorised and overloaded requests get the right code, and the server keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+
+GOOD = {"items": [{"prompt": "Write f.", "response": "def f(): pass"}]}
+
+
+def client(server, **headers) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=30, trust_env=False, headers=headers)
+
+
+def still_answers(http: httpx.Client) -> None:
+    answer = http.post("/v1/score", json=GOOD)
+    assert answer.status_code == 200, answer.text
+
+
+def error_of(answer: httpx.Response, status: int) -> dict:
+    assert answer.status_code == status, answer.text
+    return answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "words"),
+    [
+        ("/get_reward", {"query": ["ok", 7]}, "query[1]", "valid string"),
+        ("/get_reward", {"prompts": ["x"]}, "query", "required"),
+        ("/get_reward", {"query": ["<|endoftext|>"]}, "query[0]", "empty"),
+        ("/get_reward", {"query": ["a", "b"], "prompts": ["a"]}, "prompts", "2 queries"),
+        ("/classify", {"input": {"text": "x"}}, "input", "valid list"),
+        ("/classify", {"input": "x", "activation": "yes"}, "activation", "valid boolean"),
+        ("/v1/score", {"items": [{"prompt": "p", "response": 3}]}, "items[0].response", "valid string"),
+        ("/v1/score", {"items": [{"prompt": "p", "respnse": "r"}]}, "items[0].response", "required"),
+        ("/v1/score", {"items": [{"response": "r"}]}, "items[0]", "exactly one of"),
+        ("/v1/score", {"items": []}, "items", "at least 1"),
+        ("/v1/score", {**GOOD, "criteria": ["security", "bogus"]}, "criteria[1]", "unknown criterion 'bogus'"),
+        ("/v1/score", {**GOOD, "criteria": ["security", "sh"]}, "criteria[1]", "asked for twice"),
+        (
+            "/v1/score",
+            {
+                "items": [
+                    {
+                        "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}],
+                        "response": "r",
+                    }
+                ],
+                "criteria": "security",
+            },
+            "items[0].messages[0]",
+            "system message",
+        ),
+    ],
+)
+def test_wrong_types_and_values_get_422_naming_the_field(start_server, path, body, param, words):
+    server = start_server()
+    with client(server) as http:
+        error = error_of(http.post(path, json=body), 422)
+        assert error["param"] == param and param in error["message"] and words in error["message"]
+        still_answers(http)
+
+
+def test_malformed_json_gets_422_and_the_server_keeps_answering(start_server):
+    server = start_server()
+    with client(server) as http:
+        answer = http.post("/get_reward", content=b'{"query": ["a",', headers={"content-type": "application/json"})
+        assert "not valid JSON" in error_of(answer, 422)["message"]
+        still_answers(http)
+
+
+def test_oversized_bodies_and_too_many_items_get_413(start_server):
+    server = start_server(max_body_bytes=4096, max_items_per_request=4)
+    big = {"query": ["x" * 5000]}
+    with client(server) as http:
+        assert "--max-body-bytes" in error_of(http.post("/get_reward", json=big), 413)["message"]
+        chunked = (chunk for chunk in (b'{"query": ["', b"y" * 5000, b'"]}'))  # no Content-Length
+        answer = http.post("/get_reward", content=chunked, headers={"content-type": "application/json"})
+        assert error_of(answer, 413)["type"] == "request_too_large"
+        still_answers(http)
+        assert "--max-items-per-request" in error_of(http.post("/classify", json={"input": ["a"] * 5}), 413)["message"]
+        criteria_times_items = {"items": GOOD["items"] * 3, "criteria": ["security", "runtime"]}
+        assert "6 sequences" in error_of(http.post("/v1/score", json=criteria_times_items), 413)["message"]
+        still_answers(http)
+
+
+def test_api_key_is_required_except_for_health(start_server):
+    server = start_server(api_key="s3cret")
+    with client(server) as anonymous, client(server, authorization="Bearer wrong") as wrong:
+        answer = anonymous.post("/v1/score", json=GOOD)
+        assert error_of(answer, 401)["type"] == "unauthorized"
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+        error_of(wrong.post("/v1/score", json=GOOD), 401)
+        error_of(anonymous.get("/metrics"), 401)
+        assert anonymous.get("/health").status_code == 200
+    with client(server, authorization="Bearer s3cret") as http:
+        still_answers(http)
+        assert 'themis_rejected_requests_total{reason="unauthorized"} 3.0' in http.get("/metrics").text
+
+
+def test_a_full_queue_answers_429_with_retry_after_then_recovers(start_server, model_gate):
+    hook, entered, release = model_gate
+    server = start_server(
+        before_batch=hook, max_queue_items=2, max_items_per_request=2, max_batch_items=1, max_wait_ms=0
+    )
+
+    async def main():
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as http:
+            first = asyncio.create_task(http.post("/v1/score", json=GOOD))
+            assert await asyncio.to_thread(entered.wait, 10)  # the model is busy with the first request
+            queued = [asyncio.create_task(http.post("/v1/score", json=GOOD)) for _ in range(2)]
+            await _wait_for(lambda: server.service.batcher.queued == 2)
+            refused = await http.post("/v1/score", json=GOOD)
+            release.set()
+            return refused, await asyncio.gather(first, *queued)
+
+    refused, answered = asyncio.run(asyncio.wait_for(main(), 60))
+    assert error_of(refused, 429)["type"] == "overloaded" and refused.headers["retry-after"] == "1"
+    assert [answer.status_code for answer in answered] == [200, 200, 200]
+    with client(server) as http:
+        still_answers(http)
+    assert server.service.batcher.counters["rejected_queue_full"] == 1
+
+
+def test_a_request_past_its_timeout_gets_503_with_retry_after(start_server, model_gate):
+    hook, _, release = model_gate
+    server = start_server(before_batch=hook, request_timeout_s=0.5, retry_after_s=3)
+    with client(server) as http:
+        answer = http.post("/v1/score", json=GOOD)
+        release.set()
+        assert error_of(answer, 503)["type"] == "unavailable" and answer.headers["retry-after"] == "3"
+        still_answers(http)
+    assert server.service.health()["counters"]["timed_out_requests"] == 1
+
+
+def test_graceful_shutdown_answers_every_in_flight_request(start_server, model_gate):
+    hook, entered, release = model_gate
+    server = start_server(before_batch=hook, max_batch_items=1, max_wait_ms=0)
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        with client(server) as http:
+            answers.append(http.post("/v1/score", json=GOOD))
+
+    posters = [threading.Thread(target=post) for _ in range(3)]
+    for poster in posters:
+        poster.start()
+    assert entered.wait(10)
+    _wait_until(lambda: server.service.batcher.queued == 2)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()  # uvicorn stops accepting, then waits for the three requests
+    time.sleep(0.2)
+    release.set()
+    stopper.join(30)
+    for poster in posters:
+        poster.join(30)
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert not server.thread.is_alive()
+    with pytest.raises(httpx.ConnectError), client(server) as http:
+        http.get("/health")
+
+
+async def _wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def _wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)

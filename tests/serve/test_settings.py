@@ -1,0 +1,94 @@
+"""``ServeSettings`` validation and the ``themis serve`` command, end to end in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from themis_rm.errors import ThemisInputError
+from themis_rm.serve.cli import serve
+from themis_rm.serve.settings import load_settings
+
+MOUNTED = "import typer; from themis_rm.serve.cli import serve; app = typer.Typer(); app.command()(serve); app()"
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(serve)  # exactly how themis_rm.cli mounts it
+    return app
+
+
+def test_criteria_without_rerender_are_refused_naming_both_flags():
+    with pytest.raises(ThemisInputError, match=r"--criteria security.*--rerender"):
+        load_settings(model="m", criteria="security")
+    assert load_settings(model="m", criteria="security", rerender=True).criteria == "security"
+
+
+def test_every_bad_value_is_reported_at_once_naming_its_flag():
+    with pytest.raises(ThemisInputError) as caught:
+        load_settings(model="m", port=70000, max_wait_ms=-1)
+    assert "--port" in str(caught.value) and "--max-wait-ms" in str(caught.value)
+    with pytest.raises(ThemisInputError, match="--model is required"):
+        load_settings()
+    with pytest.raises(ThemisInputError, match="--max-items-per-request"):
+        load_settings(model="m", max_items_per_request=10, max_queue_items=5)
+
+
+def test_environment_fills_what_the_command_line_leaves_out(monkeypatch):
+    monkeypatch.setenv("THEMIS_SERVE_PORT", "9100")
+    monkeypatch.setenv("THEMIS_SERVE_API_KEY", "from-env")
+    settings = load_settings(model="m")
+    assert settings.port == 9100 and settings.api_key.get_secret_value() == "from-env"
+    assert settings.host == "127.0.0.1"  # loopback unless asked
+    assert load_settings(model="m", port=9200).port == 9200
+
+
+def test_cli_refuses_bad_settings_before_loading_any_model():
+    result = CliRunner().invoke(cli_app(), ["--model", "does/not/matter", "--criteria", "runtime"])
+    assert result.exit_code == 2
+    assert "--rerender" in result.output
+
+
+def test_cli_help_shows_each_settings_description():
+    result = CliRunner().invoke(cli_app(), ["--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    assert result.exit_code == 0
+    for flag in ("--max-wait-ms", "--api-key", "--rerender", "--assistant-marker", "--max-queue-items"):
+        assert flag in result.output
+
+
+@pytest.mark.slow
+def test_themis_serve_starts_answers_and_stops_gracefully_on_sigint(tiny_model_dir):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--model", str(tiny_model_dir), "--port", str(port), "--max-length", "256"]
+    env = {**os.environ, "NO_PROXY": "127.0.0.1"}
+    process = subprocess.Popen([sys.executable, "-c", MOUNTED, *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        answer = _first_answer(f"http://127.0.0.1:{port}", process, timeout_s=60)
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-2000:]
+    assert f"serving {tiny_model_dir} on http://127.0.0.1:{port}" in stderr
+
+
+def _first_answer(url: str, process: subprocess.Popen, timeout_s: float) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "themis serve exited early"
+        try:
+            return httpx.get(f"{url}/health", timeout=2, trust_env=False)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"themis serve did not answer within {timeout_s} s")
