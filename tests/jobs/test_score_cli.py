@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from typer.testing import CliRunner
 
 from themis_rm.cli import app
@@ -117,27 +116,6 @@ def test_version_via_the_console_entry_point():
         [sys.executable, "-m", "themis_rm.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.startswith("themis-rm ")
-
-
-@pytest.mark.parametrize("prompts", ["open"])
-def test_demo_scores_every_sample_pair_under_every_mode(tmp_path, prompts):
-    from themis_rm.demo import DEMO_MODES, demo_pairs, run_demo
-
-    result = run_demo(tmp_path / "demo", prompts=prompts)
-    assert result.pairs == len(demo_pairs()) == 10
-    assert set(result.accuracy) == set(DEMO_MODES)
-    records = [json.loads(line) for line in (tmp_path / "demo" / "demo_scores.jsonl").read_text().splitlines()]
-    assert len(records) == 10 and all(set(r["margins"]) == set(DEMO_MODES) for r in records)
-    assert {p.language for p in demo_pairs()} == {
-        "C",
-        "CSharp",
-        "Cpp",
-        "Go",
-        "Java",
-        "JavaScript",
-        "Python",
-        "Ruby",
-    }
 
 
 def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):

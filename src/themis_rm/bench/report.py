@@ -310,7 +310,7 @@ def _plot_comparison(runs: list[_Run], path: Path) -> _Plot:
     accuracy = np.array([run.results["overall"].get("accuracy") or math.nan for run in runs]) * 100
     low = np.array([run.overall_ci[0] for run in runs]) * 100
     high = np.array([run.overall_ci[1] for run in runs]) * 100
-    figure = _new_figure(9, 1.2 + 0.45 * len(runs))
+    figure = _new_figure(9, max(2.0, 1.2 + 0.45 * len(runs)))
     ax = figure.add_subplot()
     y = np.arange(len(runs))[::-1]
     colors = ["#9aa5b1" if run.reference else "#2f6fb0" for run in runs]
@@ -330,7 +330,7 @@ def _plot_heatmap(run: _Run, path: Path) -> _Plot:
     grouped = run.credit.groupby([run.scores["aspect"], run.scores["language"]]).agg(["mean", "count"])
     accuracy = grouped["mean"].unstack().sort_index().sort_index(axis=1)
     counts = grouped["count"].unstack().reindex_like(accuracy).fillna(0).astype(int)
-    figure = _new_figure(1.6 + 1.05 * accuracy.shape[1], 1.0 + 0.62 * accuracy.shape[0])
+    figure = _new_figure(max(6.0, 1.6 + 1.05 * accuracy.shape[1]), max(2.6, 1.0 + 0.62 * accuracy.shape[0]))
     ax = figure.add_subplot()
     cmap = colormaps["RdYlGn"].with_extremes(bad="#e6e6e6")
     percent = 100 * accuracy.to_numpy(dtype=float)
@@ -356,7 +356,7 @@ def _plot_score_diff(run: _Run, path: Path) -> _Plot:
     bins = _bins_split_at_zero(min(low, -1e-9), max(high, 1e-9))
     aspects = sorted(run.scores["aspect"].dropna().unique())
     ncols = min(3, max(len(aspects), 1))
-    figure = _new_figure(4.2 * ncols, 2.7 * max(math.ceil(len(aspects) / ncols), 1))
+    figure = _new_figure(max(7.0, 4.2 * ncols), 2.7 * max(math.ceil(len(aspects) / ncols), 1))
     axes = figure.subplots(max(math.ceil(len(aspects) / ncols), 1), ncols, squeeze=False, sharex=True)
     for ax, aspect in zip(axes.flat, aspects, strict=False):
         values = run.scores.loc[run.scores["aspect"] == aspect, "score_diff"].to_numpy(dtype=float)
@@ -388,7 +388,7 @@ def _plot_subsets(run: _Run, path: Path, n_bootstrap: int, seed: int) -> _Plot:
     counts = grouped.size().to_numpy()
     ci = np.array([bootstrap_accuracy_ci(group.to_numpy(), n_bootstrap, seed) for _, group in grouped])
     order = np.argsort(accuracy)
-    figure = _new_figure(9, 1.0 + 0.32 * len(subsets))
+    figure = _new_figure(9, max(2.0, 1.0 + 0.32 * len(subsets)))
     ax = figure.add_subplot()
     y = np.arange(len(subsets))
     errors = np.vstack([accuracy[order] - 100 * ci[order, 0], 100 * ci[order, 1] - accuracy[order]])

@@ -1,0 +1,83 @@
+"""``themis demo`` at reduced size: every artefact exists, every count adds up, reruns reuse finished steps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rich.console import Console
+
+from themis_rm.demo import DEMO_MODES, DemoConfig, DemoStepError, demo_pairs, run_demo
+
+
+def _small(output) -> DemoConfig:
+    return DemoConfig(
+        output=output,
+        prompts="open",
+        problems=10,
+        mutants_per_problem=3,
+        train_steps=3,
+        batch_size=4,
+        max_length=1024,
+        eval_max_length=1024,
+        hidden_size=32,
+        num_layers=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo")
+    console = Console(record=True, width=160)
+    return run_demo(_small(output), console=console), console.export_text()
+
+
+def test_demo_writes_every_artefact(demo_run):
+    result, _ = demo_run
+    out = result.output
+    for path in (
+        "mutate/train_pairs.jsonl",
+        "mutate/heldout_rerank.jsonl",
+        "train/config.json",
+        "train/model.safetensors",
+        "bench/results.json",
+        "bench/scores.parquet",
+        "bench/run.json",
+        "rerank/results.json",
+        "report/report.html",
+        "summary.json",
+    ):
+        assert (out / path).is_file(), path
+
+
+def test_demo_counts_add_up(demo_run):
+    result, _ = demo_run
+    out, summary = result.output, result.summary
+    heldout_pairs = sum(1 for _ in (out / "mutate" / "heldout_pairs.jsonl").open())
+    heldout_lists = sum(1 for _ in (out / "mutate" / "heldout_rerank.jsonl").open())
+    assert summary["bench"]["pairs"] == heldout_pairs == summary["mutate"]["heldout_pairs"]
+    assert summary["rerank"]["n_questions"] == heldout_lists == summary["mutate"]["heldout_problems"]
+    assert summary["train"]["steps"] == 3
+    assert summary["mutate"]["train_problems"] + summary["mutate"]["heldout_problems"] <= 10
+    assert set(summary["criteria_accuracy"]) == set(DEMO_MODES) and len(demo_pairs()) == 10
+
+
+def test_demo_summary_labels_the_model_and_gives_real_checkpoint_commands(demo_run):
+    _, text = demo_run
+    assert "demo scale" in text and "project-themis/Themis-RM-8B" in text and "Hits@1" in text
+
+
+def test_rerun_reuses_every_finished_step(demo_run):
+    result, _ = demo_run
+    console = Console(record=True, width=160)
+    again = run_demo(_small(result.output), console=console)
+    text = console.export_text()
+    assert text.count("reusing") == 7 and again.summary["bench"] == result.summary["bench"]
+
+
+def test_failing_step_stops_the_demo_with_its_name(tmp_path):
+    config = _small(tmp_path / "demo")
+    (tmp_path / "demo" / "mutate").mkdir(parents=True)
+    (tmp_path / "demo" / "mutate" / ".done").write_text(json.dumps({"train_pairs": 0}))  # a step "done" with no data
+    with pytest.raises(DemoStepError, match="demo step 'train' failed"):
+        run_demo(config, console=Console(quiet=True))
