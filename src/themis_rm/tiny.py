@@ -24,6 +24,26 @@ QWEN3_STYLE_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+# Layer shapes of released Qwen3 models (config.json of Qwen/Qwen3-0.6B and Qwen/Qwen3-8B), for random-initialised
+# benchmark models: compute per token is set by these, not by the vocabulary.
+QWEN3_SHAPES = {
+    "qwen3-0.6b": dict(
+        hidden_size=1024,
+        num_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        intermediate_size=3072,
+    ),
+    "qwen3-8b": dict(
+        hidden_size=4096,
+        num_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        intermediate_size=12288,
+    ),
+}
 LLAMA_SPECIAL_TOKENS = (
     "<|begin_of_text|>",
     "<|end_of_text|>",
@@ -99,10 +119,14 @@ def tiny_config(
     num_attention_heads: int = 4,
     num_key_value_heads: int = 2,
     intermediate_size: int | None = None,
+    head_dim: int | None = None,
     tie_word_embeddings: bool = False,
     **extra,
 ):
-    """A small Qwen3 (or Llama) config sized for ``tokenizer``; ``extra`` goes to the config (e.g. ``num_labels``)."""
+    """A small Qwen3 (or Llama) config sized for ``tokenizer``; ``extra`` goes to the config (e.g. ``num_labels``).
+
+    ``**QWEN3_SHAPES[name]`` gives a real model's layer shapes (with the small vocabulary) for GPU benchmarks.
+    """
     from transformers import LlamaConfig, Qwen3Config
 
     common = dict(
@@ -112,7 +136,7 @@ def tiny_config(
         num_hidden_layers=num_layers,
         num_attention_heads=num_attention_heads,
         num_key_value_heads=num_key_value_heads,
-        head_dim=hidden_size // num_attention_heads,
+        head_dim=head_dim or hidden_size // num_attention_heads,
         max_position_embeddings=32768,
         tie_word_embeddings=tie_word_embeddings,
         pad_token_id=tokenizer.pad_token_id,

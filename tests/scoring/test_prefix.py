@@ -81,6 +81,16 @@ def test_auto_engine_reuses_prefixes_for_pairs_and_pads_unrelated_requests(tiny_
     assert scorer.work_counters()["engine_paths"] == {"padded": 1, "prefix": 1, "packed": 0}
 
 
+def test_auto_engine_takes_the_prefix_path_for_a_lone_request_under_a_criterion_prompt(tiny_model_dir):
+    """A server answering one request at a time: the kept system state makes reuse pay from the second call on."""
+    scorer = Scorer(load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu"))
+    system = "A long shared criterion prompt. " * 30
+    for i in range(3):
+        scorer.score_requests([ScoreRequest(f"task {i}", "x = 1", system)])
+    assert scorer.path_counts == {"padded": 0, "prefix": 3, "packed": 0}
+    assert scorer.engine.stats.cached_tokens > 0
+
+
 def test_padded_engine_can_be_forced_and_gives_the_same_scores(tiny_model_dir):
     loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
     requests = _mixed_requests(seed=2)
@@ -98,6 +108,36 @@ def test_prefix_engine_computes_fewer_tokens_on_pairs(tiny_model_dir):
     engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id)
     engine.score(rendered)
     assert engine.stats.tokens <= 0.3 * sum(len(r.input_ids) for r in rendered)
+
+
+def test_kept_system_states_serve_later_calls_exactly(tiny_model_dir):
+    """A second call under the same criterion prompt takes its system block from the LRU: same scores, less work."""
+    loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    scorer = Scorer(loaded, engine="prefix")
+    system = "Shared criterion prompt with many words in it. " * 20
+    first = [ScoreRequest(f"prompt {i} " * 5, f"answer {i}", system) for i in range(4)]
+    second = [ScoreRequest(f"other {i} " * 7, f"reply {i} " * 3, system) for i in range(4)]
+    rendered = scorer.renderer.render_many(second)
+    system_len = rendered[0].system_len
+    engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, system_cache_size=1)
+    engine.score(scorer.renderer.render_many(first))
+    before = engine.stats.tokens
+    kept = engine.score(rendered)
+    assert engine.stats.cached_tokens == system_len and system_len > 100
+    assert engine.stats.tokens - before == sum(len(r.input_ids) - system_len for r in rendered)
+    np.testing.assert_allclose(kept, _plain(tiny_model_dir, rendered), atol=1e-4, rtol=0)
+    engine.clear_cache()
+    engine.score(rendered)
+    assert engine.stats.cached_tokens == system_len  # cleared: computed again, not taken from the LRU
+
+
+def test_the_system_state_lru_keeps_at_most_its_size(tiny_model_dir):
+    loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    scorer = Scorer(loaded, engine="prefix")
+    engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, system_cache_size=2)
+    for system in ("first prompt " * 9, "second prompt " * 9, "third prompt " * 9):
+        engine.score(scorer.renderer.render_many([ScoreRequest("p", "r", system)]))
+    assert len(engine._system_states) == 2
 
 
 @pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_llama_dir"])

@@ -111,6 +111,21 @@ def test_rerender_scores_policy_strings_with_the_reward_models_template_and_crit
     assert server.service.health()["counters"]["policy_system_turns_dropped"] == 2
 
 
+def test_rerender_of_a_policy_string_from_a_qwen3_style_template_equals_direct_scoring(start_server, offline_scorer):
+    """The policy's generation prompt emits an empty think block; re-rendering must not score it twice."""
+    server = start_server(rerender=True, criteria="full")
+    tokenizer = offline_scorer.loaded.tokenizer
+    queries, want = [], []
+    for prompt, response in POOL[:4]:
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        queries.append(tokenizer.apply_chat_template(messages, tokenize=False))
+        want.append(offline_scorer.score([prompt], [response], criteria="full")[0])
+    assert all("<think>" in query for query in queries)  # the tiny Qwen3-style template adds it, as Qwen3 does
+    with client(server) as http:
+        rewards = http.post("/get_reward", json={"query": queries}).json()["rewards"]
+    np.testing.assert_allclose(rewards, want, atol=TOLERANCE)
+
+
 def test_verl_classify_payload_round_trips(start_server, offline_scorer, expected):
     server = start_server()
     texts = [rendered(offline_scorer, p, r) for p, r in POOL[:2]]

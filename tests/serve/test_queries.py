@@ -64,3 +64,14 @@ def test_a_query_without_the_marker_names_the_field_and_the_flag(chatml):
 def test_a_query_without_a_user_turn_is_refused(chatml):
     with pytest.raises(RequestFieldError, match="no user turn"):
         chatml.split("<|im_start|>system\nS<|im_end|>\n<|im_start|>assistant\nx", None, "query[0]")
+
+
+def test_an_empty_think_block_opening_the_response_is_template_boilerplate(chatml):
+    query = "<|im_start|>user\nWrite f.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\ndef f(): pass"
+    assert chatml.split(query, None, "query[0]").response == "def f(): pass"
+
+
+def test_a_think_block_with_reasoning_stays_in_the_response(chatml):
+    response = "<think>\nf needs no body.\n</think>\n\ndef f(): pass"
+    query = f"<|im_start|>user\nWrite f.<|im_end|>\n<|im_start|>assistant\n{response}<|im_end|>\n"
+    assert chatml.split(query, None, "query[0]").response == response

@@ -24,6 +24,7 @@ class EngineStats:
     tokens: int = 0
     padded_tokens: int = 0
     seconds: float = 0.0
+    cached_tokens: int = 0  # prefix tokens taken from kept cache states instead of computed again
 
     @property
     def padding_efficiency(self) -> float:

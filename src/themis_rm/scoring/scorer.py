@@ -26,7 +26,7 @@ from themis_rm.scoring.adapters import load_adapter
 from themis_rm.scoring.engine import ScoringEngine
 from themis_rm.scoring.models import LoadedModel
 from themis_rm.scoring.packed import PackedScoringEngine, supports_packing
-from themis_rm.scoring.prefix import PrefixScoringEngine, reuse_ratio
+from themis_rm.scoring.prefix import PrefixScoringEngine
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class Scorer:
         """
         if self.engine_mode in ("prefix", "packed", "padded"):
             return self.engine_mode
-        if self.prefix_engine is not None and reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD:
+        if self.prefix_engine is not None and self.prefix_engine.reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD:
             return "prefix"
         return "packed" if self.packed_engine is not None else "padded"
 

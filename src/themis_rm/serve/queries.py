@@ -14,7 +14,10 @@ The split, in order of preference:
 
 The prompt part is cut into turns at every header of the same shape as the marker (the marker with ``assistant``
 replaced by any role name), text before the first header (a BOS) is dropped, and end-of-turn markers and
-whitespace are stripped from the end of each turn and of the response. Nothing in the string is ever evaluated.
+whitespace are stripped from the end of each turn and of the response. An EMPTY think block opening the response
+(``<think>\n\n</think>\n\n``, what Qwen3's generation prompt emits with thinking off) is template boilerplate,
+not response text: it is removed, and the reward model's own template adds its own if it has one (Qwen3's does).
+A think block with content is kept as part of the response. Nothing in the string is ever evaluated.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 
 from themis_rm.pairs import Message
 from themis_rm.serve.errors import RequestFieldError
+
+_EMPTY_THINK = re.compile(r"\A\s*<think>\s*</think>\s*")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ class QuerySplitter:
         kept = [turn for turn in turns if turn["role"] != "system"]
         if not any(turn["role"] == "user" for turn in kept):
             raise RequestFieldError(param, "has no user turn before the response (cannot re-render it)")
-        return SplitQuery(kept, self._strip_end(response), dropped_system=len(kept) < len(turns))
+        response = _EMPTY_THINK.sub("", self._strip_end(response), count=1)
+        return SplitQuery(kept, response, dropped_system=len(kept) < len(turns))
 
     def _turns(self, text: str) -> list[Message]:
         headers = list(self._header.finditer(text))

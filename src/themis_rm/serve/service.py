@@ -250,7 +250,13 @@ class RewardService:
 
 
 def _token_count(sequence: RenderedSequence) -> int:
-    return len(sequence.input_ids)
+    """What one sequence adds to a gathered batch: its tokens past the system block.
+
+    The prefix engine computes a criteria system block once per batch (and keeps it across batches), so charging
+    it to every request would cap a batch under a 1,100-token Themis prompt at a handful of requests. Memory stays
+    bounded: the engines re-batch whatever they are given to their own ``--batch-tokens`` budget.
+    """
+    return len(sequence.input_ids) - sequence.system_len
 
 
 def _strip_token(text: str, token: str | None) -> str:
