@@ -8,34 +8,34 @@ reference kept one 800-line script per model):
 * ``head``: a scalar head stored in the checkpoint's safetensors (``v_head.weight``, ``score.0/2.weight``) on an
   ``AutoModel`` backbone, read at each row's last real token or at the last occurrence of a named token
   (Athene's CLS read-out). Declared by a :class:`HeadSpec`.
-* ``lm-logprob``: a causal LM's next-token distribution after the conversation: ``log p(yes) - log p(no)``, or
-  one token's raw logit (Nemotron-Reward reads token id 0). Declared by a :class:`LogprobSpec`.
+* ``lm-logprob``: a causal LM's next-token scores at the answer position, ``log p(yes) - log p(no)`` or one
+  token's raw logit (Nemotron-Reward reads token id 0), for one or several weighted attributes; judge-style LMs
+  get a follow-up question appended first. Declared by a :class:`LogprobSpec` (:mod:`.logprob`).
 
     load_adapter("org/value-head-rm", "head", spec={"pooling": "last", "weights": ["v_head.weight"]})
+    load_adapter("org/judge-lm", "lm-logprob", spec={"question": "Is the code above correct? Answer Yes or No."})
 
-Out of scope here: text added after the rendered conversation. Athene appends ``cls_token`` before reading its
-head, and judge-style LM rewards need a question plus a generation prompt after the response; the renderer renders
-``add_generation_prompt=False`` and appends nothing, so such checkpoints need a renderer option first. Models that
-need ``trust_remote_code`` (InternLM2) or several heads with gating (ArmoRM) are not covered either.
+Out of scope: the head adapter appending text (Athene appends ``cls_token`` before reading its head), models that
+need ``trust_remote_code`` (InternLM2) and several heads with gating (ArmoRM).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.scoring.logprob import LogprobRewardModel, LogprobSpec, resolve_readouts
 from themis_rm.scoring.models import (
     LoadedModel,
     load_reward_model,
@@ -44,6 +44,7 @@ from themis_rm.scoring.models import (
     resolve_device,
     resolve_dtype,
 )
+from themis_rm.scoring.readout import build_spec, pool_positions, raise_problems, read_spec, single_token_id
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class HeadSpec:
                 data[key] = [data[key]]
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        return _build_spec(cls, data, source)
+        return build_spec(cls, data, source)
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,96 +109,10 @@ class HeadSpec:
             problems.append(f"biases needs one entry per weight ({len(self.weights)}), got {list(self.biases)}")
         if self.activation not in _ACTIVATIONS:
             problems.append(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {self.activation!r}")
-        _raise_problems("head spec", problems)
+        raise_problems("head spec", problems)
 
 
-@dataclass(frozen=True)
-class LogprobSpec:
-    """Which next-token score a causal LM gives as reward. One valid spec: ``{"yes": " Yes", "no": " No"}``."""
-
-    yes: str = " Yes"
-    """Token text whose log-probability counts for the response; must tokenise to exactly one id."""
-    no: str = " No"
-    """Token text whose log-probability counts against it; must tokenise to exactly one id."""
-    logit_token: str | None = None
-    """Read this token's raw logit instead of the yes/no log-probability difference."""
-    logit_token_id: int | None = None
-    """Read this token id's raw logit (Nemotron-70B-Reward: 0) instead of the difference."""
-
-    @classmethod
-    def from_dict(cls, data: Mapping, source: str = "lm-logprob spec") -> LogprobSpec:
-        return _build_spec(cls, dict(data), source)
-
-    def __post_init__(self) -> None:
-        if self.logit_token is not None and self.logit_token_id is not None:
-            raise ThemisInputError("lm-logprob spec: give logit_token or logit_token_id, not both")
-
-
-_Spec = TypeVar("_Spec", HeadSpec, LogprobSpec)
-
-
-def read_spec(spec: _Spec | Mapping | str | os.PathLike | None, kind: type[_Spec]) -> _Spec:
-    """A spec given as an instance, a dict, or a JSON file path (``None``: the defaults)."""
-    if spec is None:
-        return kind()
-    if isinstance(spec, kind):
-        return spec
-    if isinstance(spec, Mapping):
-        return kind.from_dict(spec)
-    if isinstance(spec, str | os.PathLike):
-        path = Path(spec)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ThemisInputError(f"--adapter-spec {path}: cannot read a JSON object ({exc})") from exc
-        if not isinstance(data, Mapping):
-            raise ThemisInputError(f"--adapter-spec {path}: expected a JSON object, got {type(data).__name__}")
-        return kind.from_dict(data, source=str(path))
-    raise ThemisInputError(f"--adapter-spec must be a {kind.__name__}, a dict or a JSON path, got {type(spec)}")
-
-
-def _build_spec(kind: type[_Spec], data: dict, source: str) -> _Spec:
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ThemisInputError(f"{source}: unknown key(s) {unknown}; valid keys are {', '.join(sorted(known))}")
-    try:
-        return kind(**data)
-    except ThemisInputError as exc:
-        raise ThemisInputError(f"{source}: {exc}") from exc
-
-
-def _raise_problems(where: str, problems: list[str]) -> None:
-    if problems:
-        raise ThemisInputError(f"{where}: " + "; ".join(problems))
-
-
-# ------------------------------------------------------------------------------------------------ wrappers
-def pool_positions(
-    attention_mask: torch.Tensor, input_ids: torch.Tensor | None = None, token_id: int | None = None
-) -> torch.Tensor:
-    """Per row, the last real position (``token_id`` None) or the last real occurrence of ``token_id``.
-
-    Read from the mask, not from ``mask.sum() - 1``, so left padding is right too. Returns ``(B,)`` int64.
-
-    Raises:
-        ThemisInputError: a row has no real token, or does not contain ``token_id``.
-    """
-    keep = attention_mask.bool()
-    if token_id is not None:
-        keep = keep & (input_ids == token_id)
-    steps = torch.arange(keep.shape[1], device=keep.device)
-    positions = torch.where(keep, steps, -1).max(dim=-1).values
-    if bool((positions < 0).any()):
-        rows = torch.nonzero(positions < 0).flatten().tolist()
-        what = "no real token" if token_id is None else f"no token id {token_id} to pool at"
-        raise ThemisInputError(
-            f"batch rows {rows} have {what}; the head adapter reads the reward there, so every conversation "
-            "must contain it (appending it after the template, as Athene does, is not supported)"
-        )
-    return positions
-
-
+# ------------------------------------------------------------------------------------------------- wrapper
 class ScalarHeadRewardModel(nn.Module):
     """Backbone hidden states -> one pooled position per row -> scalar head computed in fp32.
 
@@ -222,43 +137,6 @@ class ScalarHeadRewardModel(nn.Module):
         positions = pool_positions(attention_mask, input_ids, self.pool_token_id)
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
         return SimpleNamespace(logits=self.head(pooled.float()))
-
-
-class LogprobRewardModel(nn.Module):
-    """A causal LM's next-token scores after each row's last real token, as a ``(B, 1)`` reward.
-
-    Only the pooled hidden state goes through ``lm_head`` (``(B, V)``, not ``(B, T, V)``); Gemma-style
-    ``final_logit_softcapping`` is applied as the model's own forward would.
-
-    Args:
-        lm: an ``AutoModelForCausalLM``.
-        yes_id, no_id: reward = ``log_softmax[yes_id] - log_softmax[no_id]`` (fp32).
-        logit_id: when set, reward = that token's raw logit instead.
-    """
-
-    def __init__(self, lm: nn.Module, yes_id: int, no_id: int, logit_id: int | None = None) -> None:
-        super().__init__()
-        if lm.base_model is lm or lm.get_output_embeddings() is None:
-            raise ThemisInputError(f"{type(lm).__name__}: lm-logprob needs a causal LM with a base model and lm_head")
-        self.lm = lm
-        self.yes_id, self.no_id, self.logit_id = yes_id, no_id, logit_id
-        self.config = lm.config
-        self.softcap = getattr(lm.config.get_text_config(), "final_logit_softcapping", None)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SimpleNamespace:
-        """Returns ``logits`` ``(B, 1)`` float32."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        positions = pool_positions(attention_mask)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
-        logits = self.lm.get_output_embeddings()(pooled).float()
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        if self.logit_id is not None:
-            return SimpleNamespace(logits=logits[:, self.logit_id : self.logit_id + 1])
-        logprobs = torch.log_softmax(logits, dim=-1)
-        return SimpleNamespace(logits=(logprobs[:, self.yes_id] - logprobs[:, self.no_id]).unsqueeze(-1))
 
 
 # ------------------------------------------------------------------------------------------------- loaders
@@ -319,15 +197,10 @@ def load_logprob_model(request: ModelRequest, spec: LogprobSpec | Mapping | str 
 
     lp_spec = read_spec(spec, LogprobSpec)
     target = _prepare(request)
-    logit_id = lp_spec.logit_token_id
-    if lp_spec.logit_token is not None:
-        logit_id = single_token_id(target.tokenizer, lp_spec.logit_token, "lm-logprob spec logit_token")
-    yes_id = no_id = -1
-    if logit_id is None:
-        yes_id = single_token_id(target.tokenizer, lp_spec.yes, "lm-logprob spec yes")
-        no_id = single_token_id(target.tokenizer, lp_spec.no, "lm-logprob spec no")
-    lm = _checked_load(AutoModelForCausalLM, target)
-    return _finish(request, target, LogprobRewardModel(lm, yes_id, no_id, logit_id), "lm-logprob", lp_spec)
+    readouts = resolve_readouts(target.tokenizer, lp_spec)
+    model = LogprobRewardModel(_checked_load(AutoModelForCausalLM, target), readouts)
+    logger.info("lm-logprob attributes %s, appending up to %d tokens", model.attribute_names, model.reserved_tokens)
+    return _finish(request, target, model, "lm-logprob", lp_spec, model.reserved_tokens)
 
 
 ADAPTERS: dict[str, AdapterLoader] = {
@@ -410,18 +283,6 @@ def read_tensors(model_dir: Path, names: list[str], weights_file: str | None = N
     return found
 
 
-def single_token_id(tokenizer, text: str, what: str) -> int:
-    """The one token id ``text`` encodes to (no special tokens added), else an error showing the split."""
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    if len(ids) != 1:
-        pieces = tokenizer.convert_ids_to_tokens(ids)
-        raise ThemisInputError(
-            f"{what} {text!r} must be a single token, the tokenizer splits it into {len(ids)}: {pieces}; "
-            "choose a string that is one token (mind the leading space)"
-        )
-    return ids[0]
-
-
 def resolve_model_dir(model_id: str, revision: str | None = None) -> Path:
     """A local dir as is; a hub id through huggingface_hub's snapshot cache (offline: the cached copy only)."""
     path = Path(model_id)
@@ -473,7 +334,9 @@ def _checked_load(auto_class, target: _Target) -> nn.Module:
     return model
 
 
-def _finish(request: ModelRequest, target: _Target, model: nn.Module, adapter: str, spec) -> LoadedModel:
+def _finish(
+    request: ModelRequest, target: _Target, model: nn.Module, adapter: str, spec, reserved_tokens: int = 0
+) -> LoadedModel:
     model = model.to(target.device).eval()
     logger.info(
         "loaded %s (%s) on %s (%s, %s)", request.model_id, adapter, target.device, target.dtype, target.attention
@@ -488,4 +351,5 @@ def _finish(request: ModelRequest, target: _Target, model: nn.Module, adapter: s
         request.revision,
         adapter=adapter,
         adapter_spec=dataclasses.asdict(spec),
+        reserved_tokens=reserved_tokens,
     )

@@ -29,6 +29,8 @@ _DTYPES = {
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A reward model ready to score: ``model(input_ids, attention_mask).logits`` is ``(B, 1)``."""
+
     model: torch.nn.Module
     tokenizer: object
     device: torch.device
@@ -38,6 +40,22 @@ class LoadedModel:
     revision: str | None
     adapter: str = "seqcls"
     adapter_spec: dict | None = None
+    reserved_tokens: int = 0
+    """Tokens the model appends to every sequence itself (an lm-logprob question); the renderer leaves room."""
+
+    def render_budget(self, max_length: int) -> int:
+        """The share of ``max_length`` a rendered conversation may take, so appended tokens stay within it.
+
+        Raises:
+            ThemisInputError: ``max_length`` leaves no room beside the appended tokens.
+        """
+        budget = max_length - self.reserved_tokens
+        if budget < 1:
+            raise ThemisInputError(
+                f"--max-length {max_length} leaves no room for the conversation: the {self.adapter} adapter appends "
+                f"{self.reserved_tokens} tokens (its question/suffix) to every sequence; raise --max-length"
+            )
+        return budget
 
 
 def resolve_device(device: str = "auto") -> torch.device:
