@@ -27,10 +27,16 @@ def cli_app() -> typer.Typer:
     return app
 
 
-def test_criteria_without_rerender_are_refused_naming_both_flags():
-    with pytest.raises(ThemisInputError, match=r"--criteria security.*--rerender"):
-        load_settings(model="m", criteria="security")
-    assert load_settings(model="m", criteria="security", rerender=True).criteria == "security"
+def test_criteria_turn_rerendering_on_unless_it_is_switched_off_explicitly():
+    assert load_settings(model="m", criteria="security").rerender
+    assert not load_settings(model="m").rerender and not load_settings(model="m", criteria="none").rerender
+    with pytest.raises(ThemisInputError, match=r"--criteria security with --no-rerender"):
+        load_settings(model="m", criteria="security", rerender=False)
+
+
+def test_criteria_from_the_environment_also_turn_rerendering_on(monkeypatch):
+    monkeypatch.setenv("THEMIS_SERVE_CRITERIA", "runtime")
+    assert load_settings(model="m").rerender
 
 
 def test_every_bad_value_is_reported_at_once_naming_its_flag():
@@ -53,9 +59,9 @@ def test_environment_fills_what_the_command_line_leaves_out(monkeypatch):
 
 
 def test_cli_refuses_bad_settings_before_loading_any_model():
-    result = CliRunner().invoke(cli_app(), ["--model", "does/not/matter", "--criteria", "runtime"])
+    result = CliRunner().invoke(cli_app(), ["--model", "does/not/matter", "--criteria", "runtime", "--no-rerender"])
     assert result.exit_code == 2
-    assert "--rerender" in result.output
+    assert "--no-rerender" in result.output
 
 
 def test_cli_help_shows_each_settings_description():

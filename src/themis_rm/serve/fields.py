@@ -26,7 +26,8 @@ HELP: dict[str, str] = {
     "out of the process list).",
     "served_model_name": "Model name echoed by /classify and /v1/score (default: --model).",
     "rerender": "/get_reward: split each chat-formatted query into prompt and response and render them again "
-    "with the reward model's own template and criterion prompt, instead of scoring the string as sent.",
+    "with the reward model's own template and criterion prompt, instead of scoring the string as sent. "
+    "Default: on when --criteria is not 'none' (the only way /get_reward can apply criteria), else off.",
     "assistant_marker": "/get_reward --rerender: the policy template's assistant header; the response starts "
     "after its last occurrence (when no 'prompts' are sent). Must contain the word 'assistant'.",
     "end_markers": "/get_reward --rerender: end-of-turn and padding strings stripped from the end of each turn.",

@@ -69,14 +69,23 @@ class ServeSettings(BaseSettings):
     retry_after_s: int = _field(1, "retry_after_s", ge=0)
     shutdown_timeout_s: float = _field(30.0, "shutdown_timeout_s", gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rerender(cls, data: Any) -> Any:
+        """``--rerender`` unset: on exactly when criteria are asked for (the only way /get_reward can apply them)."""
+        if isinstance(data, dict) and data.get("rerender") is None:
+            criteria = str(data.get("criteria") or "none").strip().lower()
+            data = {**data, "rerender": criteria != "none"}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> ServeSettings:
         problems = []
         if self.criteria.strip().lower() != "none" and not self.rerender:
             problems.append(
-                f"--criteria {self.criteria}: /get_reward receives strings the policy already formatted, so a "
-                "criterion prompt can only be added by re-rendering them; add --rerender (or pass criteria per "
-                "request to /v1/score and keep --criteria none)"
+                f"--criteria {self.criteria} with --no-rerender: /get_reward receives strings the policy already "
+                "formatted, so a criterion prompt can only be added by re-rendering them; drop --no-rerender (or "
+                "pass criteria per request to /v1/score and keep --criteria none)"
             )
         if "assistant" not in self.assistant_marker:
             problems.append(f"--assistant-marker must contain 'assistant', got {self.assistant_marker!r}")
