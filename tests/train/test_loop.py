@@ -13,7 +13,7 @@ from themis_rm.errors import ThemisInputError
 from themis_rm.train.loop import RUN_FILE, run_training
 from themis_rm.train.metrics import METRICS_FILE, read_metrics
 
-from .synthetic import operator_pairs, write_jsonl
+from .synthetic import language_pairs, operator_pairs, write_jsonl
 
 
 @pytest.fixture
@@ -37,6 +37,40 @@ def test_gradient_accumulation_equals_one_big_micro_batch(small_config, data, tm
         assert accumulated.metrics[key] == pytest.approx(big.metrics[key], abs=1e-6), key
     assert accumulated.metrics["train/pairs"] == 8  # the whole step, not the last micro-batch
     assert json.loads((tmp_path / "acc" / RUN_FILE).read_text())["grad_accum"] == 4
+
+
+def _uneven_pairs() -> list[dict]:
+    """Pairs of very different lengths, two of them too long for 256 tokens (dropped under ``--overflow drop``)."""
+    rows = operator_pairs(10, seed=1) + language_pairs(4, seed=2)
+    for i, row in enumerate(operator_pairs(2, seed=3)):
+        rows.insert(3 + 7 * i, {**row, "chosen": row["chosen"] + "\n    # note" * 120})
+    return rows
+
+
+def test_step_gradient_with_lm_loss_does_not_depend_on_the_micro_batch_split(small_config, tmp_path):
+    """LM loss on: micro-batches of 8, 2 and 1 pairs give one step the same gradient (a per-micro-batch mean
+    would weigh the tokens of short micro-batches more); dropped pairs leave placeholders that count nowhere."""
+    data = write_jsonl(tmp_path / "uneven.jsonl", _uneven_pairs())
+    common = {"batch_size": 8, "max_steps": 2, "lm_weight": 0.4, "magnitude_weight": 0.01, "max_grad_norm": 1e6}
+    runs = {
+        micro: run_training(
+            small_config(data, micro_batch_size=micro, overflow="drop", output=str(tmp_path / f"m{micro}"), **common)
+        )
+        for micro in (8, 2, 1)
+    }
+    assert runs[1].counters["dropped_too_long"] == 2 and runs[1].counters["placeholder_batches"] == 2
+    records = {m: [r for r in read_metrics(s.output / METRICS_FILE) if "loss/total" in r] for m, s in runs.items()}
+    for micro in (2, 1):
+        for mine, big in zip(records[micro], records[8], strict=True):
+            for key in ("train/grad_norm", "loss/total", "loss/lm", "loss/bt", "train/pairs", "train/lm_tokens"):
+                assert mine[key] == pytest.approx(big[key], rel=1e-5), (micro, mine["step"], key)
+        for name, value in _weights(runs[8].output).items():
+            assert value.allclose(_weights(runs[micro].output)[name], atol=1e-5), (micro, name)
+    assert sum(r["train/pairs"] for r in records[8]) == 16 - 2  # the dropped pairs count in no denominator
+    first = records[8][0]
+    assert first["loss/total"] == pytest.approx(
+        first["loss/bt"] + 0.4 * first["loss/lm"] + 0.01 * first["loss/mag"], rel=1e-5
+    )
 
 
 def test_schedule_warms_up_then_decays_to_min_lr_over_the_planned_steps(small_config, data):
@@ -105,3 +139,4 @@ def test_dataloader_workers_render_the_same_batches(small_config, data, tmp_path
     workers = run_training(small_config(data, max_steps=2, num_workers=2, output=str(tmp_path / "workers")))
     assert workers.metrics["loss/total"] == pytest.approx(inline.metrics["loss/total"], abs=1e-7)
     assert workers.counters == inline.counters
+

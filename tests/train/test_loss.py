@@ -1,4 +1,4 @@
-"""The objective's pieces: BT, the two magnitude penalties, chunked cross-entropy, step-level averaging."""
+"""The objective's pieces: BT, the two magnitude penalties, chunked cross-entropy, step-level normalisation."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from themis_rm.errors import ThemisError, ThemisInputError
 from themis_rm.train.loss import (
     STAT_NAMES,
+    StepNorm,
     bradley_terry,
     chunked_cross_entropy,
     magnitude_penalty,
@@ -83,7 +84,66 @@ def test_step_metrics_are_means_over_all_micro_batches_not_the_last():
         )[1]
 
     first, second = stats([2.0, 2.0], [0.0, 0.0]), stats([0.0, 0.0], [1.0, 1.0])
-    metrics = stats_to_metrics(first + second, lm_weight=0.0, magnitude_weight=0.0)
+    metrics = stats_to_metrics(first + second)
     assert metrics["reward/accuracy"] == 0.5
     assert metrics["reward/margin"] == pytest.approx(0.5)
     assert metrics["train/pairs"] == 4
+
+
+def _split_losses(sizes, step):
+    """Per-micro-batch losses of 6 fixed pairs cut into ``sizes``, each with its own LM sum and token count."""
+    chosen = torch.tensor([1.0, 0.5, -0.2, 2.0, 0.0, 0.3], requires_grad=True)
+    rejected = torch.tensor([0.0, 0.7, -0.1, -1.0, 0.4, 0.3], requires_grad=True)
+    lm = torch.tensor([3.0, 9.0, 1.0, 20.0, 4.0, 2.0], requires_grad=True)  # summed CE per pair
+    tokens = torch.tensor([2.0, 5.0, 1.0, 11.0, 3.0, 1.0])  # LM tokens per pair
+    total, start = torch.zeros(()), 0
+    for size in sizes:
+        part = slice(start, start + size)
+        loss, _ = pair_loss(
+            chosen[part],
+            rejected[part],
+            torch.ones(size),
+            lm[part].sum(),
+            tokens[part].sum(),
+            lm_weight=0.4,
+            magnitude_weight=0.1,
+            magnitude="center",
+            step=step,
+        )
+        total = total + loss / (step.replicas if step else 1)  # what accumulation / DDP averaging does
+        start += size
+    return torch.autograd.grad(total, (chosen, rejected, lm))
+
+
+def test_step_normalised_loss_does_not_depend_on_how_the_step_is_split():
+    whole = _split_losses([6], None)
+    for sizes in ([3, 3], [1, 5], [2, 1, 3], [1] * 6):
+        split = _split_losses(sizes, StepNorm(pairs=6.0, lm_tokens=23.0, replicas=len(sizes)))
+        for a, b in zip(split, whole, strict=True):
+            assert torch.allclose(a, b, atol=1e-7), sizes
+    # Each micro-batch normalised by its own counts weights the 1-token pair's LM loss 23x more than the big batch.
+    per_micro = _split_losses([2, 1, 3], None)
+    assert not torch.allclose(per_micro[2], whole[2])
+
+
+def test_objective_statistic_sums_to_the_step_loss():
+    step = StepNorm(pairs=3.0, lm_tokens=10.0, replicas=2)
+    parts = [
+        pair_loss(
+            torch.tensor(c),
+            torch.tensor(r),
+            torch.ones(len(c)),
+            torch.tensor(s),
+            torch.tensor(t),
+            lm_weight=0.5,
+            magnitude_weight=0.1,
+            magnitude="center",
+            step=step,
+        )
+        for c, r, s, t in (([1.0], [0.0], 4.0, 3.0), ([0.0, 2.0], [1.0, 1.0], 12.0, 7.0))
+    ]
+    metrics = stats_to_metrics(parts[0][1] + parts[1][1])
+    expected = metrics["loss/bt"] + 0.5 * metrics["loss/lm"] + 0.1 * metrics["loss/mag"]
+    assert metrics["loss/total"] == pytest.approx(expected, rel=1e-6)
+    assert float(parts[0][0] + parts[1][0]) / step.replicas == pytest.approx(expected, rel=1e-6)
+    assert metrics["loss/lm"] == pytest.approx(16.0 / 10.0)

@@ -1,9 +1,11 @@
 """``themis train``: the Bradley-Terry training loop, written out on accelerate (one process, DDP, FSDP2, ZeRO-3).
 
 One optimizer step = ``grad_accum`` micro-batches per process under ``accelerator.accumulate``, then clipping, the
-AdamW step and one scheduler step. Statistics are summed over every micro-batch and process of the logging window
-before they are divided (the reference logged rank 0's last micro-batch). Set-up, resume, export and ``run.json``
-live in ``session.py``; the batches come from ``batching.py``.
+AdamW step and one scheduler step. The step's micro-batches are collated first and their real pairs and LM tokens
+summed over processes (:func:`_step_norm`), so the loss is normalised by the whole step and the gradient does not
+depend on how the step is split into micro-batches and processes. Statistics are summed over every micro-batch
+and process of the logging window before they are divided (the reference logged rank 0's last micro-batch).
+Set-up, resume, export and ``run.json`` live in ``session.py``; the batches come from ``batching.py``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from themis_rm.train.batching import PairDataset, StepSampler, plan_epoch
+from themis_rm.train.batching import PairBatch, PairDataset, StepSampler, plan_epoch
 from themis_rm.train.config import TrainConfig
-from themis_rm.train.loss import STAT_NAMES, stats_to_metrics
+from themis_rm.train.loss import STAT_NAMES, StepNorm, stats_to_metrics
 from themis_rm.train.metrics import MetricSink
 from themis_rm.train.session import RUN_FILE, TrainRun, TrainSummary, finish_run, start_run
 
@@ -54,10 +56,11 @@ def run_training(
         micro_batches = iter(_loader(run, plan))
         while state.step_in_epoch < len(plan) and state.global_step < run.total_steps:
             lr = scheduler.get_last_lr()[0]
-            for _ in range(accelerator.gradient_accumulation_steps):
-                batch = next(micro_batches)
+            batches = [next(micro_batches) for _ in range(accelerator.gradient_accumulation_steps)]
+            step_norm = _step_norm(accelerator, batches)
+            for batch in batches:
                 with accelerator.accumulate(model):
-                    out = model(**batch.model_inputs(accelerator.device))
+                    out = model(**batch.model_inputs(accelerator.device), step_norm=step_norm)
                     accelerator.backward(out.loss)
                     grad_norm = _clip(accelerator, model, config.optim.max_grad_norm)
                     optimizer.step()
@@ -66,10 +69,11 @@ def run_training(
                     optimizer.zero_grad(set_to_none=True)
                 window.add(out.stats, batch.tokens)
                 state.pending.update(batch.counts)
+            window.steps += 1
             state.global_step += 1
             state.step_in_epoch += 1
             if state.global_step % config.run.log_every == 0 or state.global_step == run.total_steps:
-                last_metrics = window.reduce(accelerator, config)
+                last_metrics = window.reduce(accelerator)
                 epoch = state.epoch + state.step_in_epoch / run.steps_per_epoch
                 norm = float(grad_norm) if grad_norm is not None else float("nan")
                 last_metrics.update({"train/lr": lr, "train/grad_norm": norm, "train/epoch": epoch})
@@ -97,6 +101,20 @@ def _loader(run: TrainRun, plan: list[list[list[int]]]) -> DataLoader:
     )
 
 
+def _step_norm(accelerator, batches: Sequence[PairBatch]) -> StepNorm:
+    """Real pairs and LM target tokens of one optimizer step, summed over its micro-batches and all processes.
+
+    The counts are known on the host once the step's micro-batches are collated, so one process needs no
+    collective and no device sync; several processes sum them in one small all-reduce per step.
+    """
+    counts = [sum(int(b.pair_weight.gt(0).sum()) for b in batches), sum(b.lm_index.numel() for b in batches)]
+    if accelerator.num_processes > 1:
+        local = torch.tensor(counts, dtype=torch.long, device=accelerator.device)
+        counts = accelerator.reduce(local, reduction="sum").tolist()
+    replicas = accelerator.gradient_accumulation_steps * accelerator.num_processes
+    return StepNorm(pairs=float(counts[0]), lm_tokens=float(counts[1]), replicas=replicas)
+
+
 def _clip(accelerator, model: torch.nn.Module, max_norm: float) -> torch.Tensor | None:
     """Clip the global gradient norm on the synchronising micro-batch and return the pre-clip norm.
 
@@ -117,16 +135,17 @@ class _Window:
 
     def _reset(self) -> None:
         self.sums = torch.zeros(len(STAT_NAMES) + 1, device=self.device)
+        self.steps = 0  # optimizer steps in the window: loss/total is their mean step loss
         self.since = time.perf_counter()
 
     def add(self, stats: torch.Tensor, tokens: int) -> None:
         self.sums[:-1] += stats.detach().float()
         self.sums[-1] += tokens
 
-    def reduce(self, accelerator, config: TrainConfig) -> dict[str, float]:
+    def reduce(self, accelerator) -> dict[str, float]:
         """Sum over processes (one collective, one host sync), turn into means, start a new window."""
         total = accelerator.reduce(self.sums, reduction="sum").cpu()
-        metrics = stats_to_metrics(total[:-1], config.loss.lm_weight, config.loss.magnitude_weight)
+        metrics = stats_to_metrics(total[:-1], self.steps)
         metrics["train/tokens_per_s"] = float(total[-1]) / max(time.perf_counter() - self.since, 1e-9)
         self._reset()
         return metrics

@@ -5,6 +5,12 @@ token are gathered (``lm_index``), and their logits are made either by liger-ker
 (CUDA) or chunk by chunk with recomputation in the backward pass (anywhere), so at most ``chunk x vocab`` logits
 exist at a time.
 
+The objective is normalised per optimizer *step*, not per micro-batch: the BT and magnitude terms are divided by
+the real pairs, the LM term by the LM target tokens, of all the step's micro-batches on all processes
+(:class:`StepNorm`). A per-micro-batch mean would make the gradient depend on how the step is split: tokens of a
+short, length-grouped micro-batch would weigh more, and results would change with micro-batch size, accumulation
+and process count. With the step totals, one step's gradient equals that of the same pairs in one big batch.
+
 Per-micro-batch statistics are returned as *sums* (:data:`STAT_NAMES`) so the loop can add them over micro-batches
 and processes before dividing: logged metrics are true means over the whole optimizer step, not the last
 micro-batch of rank 0 as in the reference trainer.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +30,25 @@ from torch.utils.checkpoint import checkpoint
 from themis_rm.errors import MissingExtraError, ThemisInputError
 
 # Order of the entries of the statistics vector every forward returns.
-STAT_NAMES = ("pairs", "bt_sum", "lm_sum", "lm_tokens", "mag_sum", "chosen_sum", "rejected_sum", "correct")
+# ``objective``: this micro-batch's share of the optimised step loss (summed, it is the step loss itself).
+STAT_NAMES = (
+    "pairs", "bt_sum", "lm_sum", "lm_tokens", "mag_sum", "chosen_sum", "rejected_sum", "correct", "objective"
+)  # fmt: skip
 LMLossFn = Callable[[torch.Tensor, nn.Module, torch.Tensor], torch.Tensor]  # (hidden, lm_head, targets) -> sum
+
+
+class StepNorm(NamedTuple):
+    """The denominators of one optimizer step's loss, the same on every micro-batch and process of the step.
+
+    ``replicas`` is how many micro-batch gradients the machinery averages rather than sums: accelerate's
+    ``backward`` divides each loss by the accumulation steps, and DDP / FSDP / DeepSpeed average gradients over
+    processes. Each micro-batch's loss is multiplied by it, so the averaged gradient is the step objective's.
+    Plain floats, not tensors: FSDP's mixed precision would cast tensor inputs of ``forward`` to bf16.
+    """
+
+    pairs: float  # real (weight > 0) pairs of the whole step
+    lm_tokens: float  # LM target tokens of the whole step
+    replicas: int = 1  # accumulation steps x processes
 
 
 def bradley_terry(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -101,19 +125,28 @@ def pair_loss(
     lm_weight: float,
     magnitude_weight: float,
     magnitude: str,
+    step: StepNorm | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Micro-batch loss (means over weighted pairs and LM tokens) and its statistics vector (sums, detached).
+    """The loss to back-propagate for one micro-batch and its statistics vector (sums, detached).
+
+    The micro-batch's share of the step objective is ``Σ bt / P + μ Σ mag / P + λ Σ ce / T`` with ``P``, ``T``
+    the step's pairs and LM tokens (``step``); the returned loss is that share times ``step.replicas``, which the
+    gradient averaging divides out again. Without ``step`` the micro-batch is its own step (its own counts,
+    one replica): evaluation and direct calls.
 
     ``pair_weight`` is 0 for placeholder pairs (kept only so that every process runs the same forwards when a
-    whole micro-batch was dropped for length); they add nothing to the loss or the statistics.
+    whole micro-batch was dropped for length); they add nothing to the loss, the denominators or the statistics.
     """
     pairs = pair_weight.sum()
     bt = bradley_terry(chosen, rejected) * pair_weight
     mag = magnitude_penalty(chosen, rejected, magnitude) * pair_weight
-    denominator = pairs.clamp(min=1.0)
-    loss = bt.sum() / denominator + magnitude_weight * mag.sum() / denominator
+    if step is None:
+        pair_norm, lm_norm, replicas = pairs.clamp(min=1.0), lm_tokens.clamp(min=1.0), 1
+    else:
+        pair_norm, lm_norm, replicas = max(step.pairs, 1.0), max(step.lm_tokens, 1.0), step.replicas
+    share = bt.sum() / pair_norm + magnitude_weight * mag.sum() / pair_norm
     if lm_weight:
-        loss = loss + lm_weight * lm_sum / lm_tokens.clamp(min=1.0)
+        share = share + lm_weight * lm_sum / lm_norm
     with torch.no_grad():
         stats = torch.stack(
             [
@@ -125,13 +158,18 @@ def pair_loss(
                 (chosen * pair_weight).sum(),
                 (rejected * pair_weight).sum(),
                 ((chosen > rejected).float() * pair_weight).sum(),
+                share.detach().float(),
             ]
         )
-    return loss, stats
+    return share * replicas, stats
 
 
-def stats_to_metrics(stats: torch.Tensor | list[float], lm_weight: float, magnitude_weight: float) -> dict[str, float]:
-    """Summed statistics (over micro-batches and processes) -> the logged means."""
+def stats_to_metrics(stats: torch.Tensor | list[float], steps: int = 1) -> dict[str, float]:
+    """Summed statistics of ``steps`` optimizer steps (over micro-batches and processes) -> the logged means.
+
+    ``loss/total`` is the optimised step loss averaged over the steps; the parts are pooled over the window's pairs
+    and tokens, so with one step per record ``loss/total == loss/bt + λ·loss/lm + μ·loss/mag`` (up to float rounding).
+    """
     values = dict(zip(STAT_NAMES, (float(v) for v in stats), strict=True))
     pairs = max(values["pairs"], 1.0)
     bt = values["bt_sum"] / pairs
@@ -139,7 +177,7 @@ def stats_to_metrics(stats: torch.Tensor | list[float], lm_weight: float, magnit
     mag = values["mag_sum"] / pairs
     chosen, rejected = values["chosen_sum"] / pairs, values["rejected_sum"] / pairs
     return {
-        "loss/total": bt + lm_weight * lm + magnitude_weight * mag,
+        "loss/total": values["objective"] / max(steps, 1),
         "loss/bt": bt,
         "loss/lm": lm,
         "loss/mag": mag,

@@ -18,7 +18,7 @@ from torch import nn
 
 from themis_rm.errors import ThemisInputError
 from themis_rm.train.config import LoraConfig, LossConfig
-from themis_rm.train.loss import LMLossFn, pair_loss, select_lm_loss
+from themis_rm.train.loss import LMLossFn, StepNorm, pair_loss, select_lm_loss
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class RewardModel(nn.Module):
         lm_index: torch.Tensor | None = None,
         lm_target: torch.Tensor | None = None,
         pair_weight: torch.Tensor | None = None,
+        step_norm: StepNorm | None = None,
     ) -> RewardOutput:
-        """Rewards of ``2B`` sequences (chosen first) and the micro-batch loss.
+        """Rewards of ``2B`` sequences (chosen first) and the micro-batch's loss within its optimizer step.
 
         Args:
             input_ids: ``(R, T)`` right-padded rows, or one packed row (``R = 1``) with ``position_ids``.
@@ -95,6 +96,8 @@ class RewardModel(nn.Module):
             lm_index: ``(N,)`` flat indices of positions whose next token is a chosen response token.
             lm_target: ``(N,)`` those next tokens.
             pair_weight: ``(B,)`` 1 for real pairs, 0 for placeholders.
+            step_norm: the whole step's pair and LM-token counts (see :func:`~themis_rm.train.loss.pair_loss`);
+                None normalises by this micro-batch alone.
         """
         hidden = self.decoder(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
@@ -114,6 +117,7 @@ class RewardModel(nn.Module):
             lm_weight=self.loss_config.lm_weight if self.lm_head is not None else 0.0,
             magnitude_weight=self.loss_config.magnitude_weight,
             magnitude=self.loss_config.magnitude,
+            step=step_norm,
         )
         return RewardOutput(loss, chosen, rejected, stats)
 
