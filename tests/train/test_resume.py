@@ -1,4 +1,8 @@
-"""Kill -9 a real training process mid-run, resume it, and get bit-for-bit the weights of an uninterrupted run."""
+"""Kill -9 a real training process mid-run, resume it, and get bit-for-bit the weights of an uninterrupted run.
+
+The model has attention dropout, so every step draws from the torch RNG: a resume that did not restore the RNG
+state (or that drew from it while setting up) would train on other dropout masks and end on other weights.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,16 @@ from themis_rm.train.metrics import METRICS_FILE, read_metrics
 from .synthetic import operator_pairs, write_jsonl
 
 STEPS = 24  # 2 epochs of 12 steps: the kill lands mid-epoch or across the epoch boundary
+
+
+@pytest.fixture(scope="module")
+def dropout_base_dir(tmp_path_factory, qwen_tokenizer) -> Path:
+    """The tiny Qwen3 causal LM with attention dropout: training consumes randomness."""
+    from themis_rm.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(
+        tmp_path_factory.mktemp("tiny-dropout"), tokenizer=qwen_tokenizer, attention_dropout=0.2
+    )
 
 
 def _command(base: Path, pack: Path, data: Path, output: Path, *extra: str) -> list[str]:
@@ -78,21 +92,21 @@ def _kill_after_first_checkpoint(command: list[str], output: Path, timeout_s: fl
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_to_bitwise_equal_weights(tiny_base_dir, short_pack_path, tmp_path):
+def test_sigkilled_run_resumes_to_bitwise_equal_weights(dropout_base_dir, short_pack_path, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", operator_pairs(96, seed=0))
     straight, killed = tmp_path / "straight", tmp_path / "killed"
 
-    done = subprocess.run(_command(tiny_base_dir, short_pack_path, data, straight), env=_env(), capture_output=True)
+    done = subprocess.run(_command(dropout_base_dir, short_pack_path, data, straight), env=_env(), capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
-    rc = _kill_after_first_checkpoint(_command(tiny_base_dir, short_pack_path, data, killed), killed)
+    rc = _kill_after_first_checkpoint(_command(dropout_base_dir, short_pack_path, data, killed), killed)
     assert rc == -signal.SIGKILL
     assert not (killed / "model.safetensors").exists()  # it really died before the end
     resumed_at = int(list_checkpoints(killed)[-1].name.split("-")[1])
     assert 0 < resumed_at < STEPS
 
     resumed = subprocess.run(
-        _command(tiny_base_dir, short_pack_path, data, killed, "--resume", "auto"), env=_env(), capture_output=True
+        _command(dropout_base_dir, short_pack_path, data, killed, "--resume", "auto"), env=_env(), capture_output=True
     )
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
     assert f"resumed from {resumed_at}" in resumed.stderr.decode().replace("\n", " ")

@@ -90,7 +90,11 @@ def run_training(
 
 
 def _loader(run: TrainRun, plan: list[list[list[int]]]) -> DataLoader:
-    """This process's micro-batches of one epoch from the current data position (workers render ahead)."""
+    """This process's micro-batches of one epoch from the current data position (workers render ahead).
+
+    The loader gets its own generator: each new iterator draws a worker base seed, and drawing it from the global
+    torch RNG would shift the dropout masks of a resumed run (its loader starts mid-epoch, after the RNG restore).
+    """
     accelerator, state = run.accelerator, run.state
     return DataLoader(
         PairDataset(run.data.train),
@@ -98,6 +102,7 @@ def _loader(run: TrainRun, plan: list[list[list[int]]]) -> DataLoader:
         collate_fn=run.data.train_collator,
         num_workers=run.config.batch.num_workers,
         pin_memory=accelerator.device.type == "cuda",
+        generator=torch.Generator().manual_seed(run.config.seed + state.epoch),
     )
 
 
