@@ -12,7 +12,7 @@ from themis_rm.criteria import load_pack_toml
 from themis_rm.errors import ThemisInputError
 from themis_rm.render import ChatRenderer
 from themis_rm.train.batching import PairCollator, plan_epoch
-from themis_rm.train.data import SystemPrompts, TrainingPair, load_training_pairs
+from themis_rm.train.data import NO_SYSTEM, SystemPrompts, TrainingPair, load_training_pairs
 
 from .synthetic import write_jsonl
 
@@ -73,6 +73,27 @@ def test_sampled_prompts_are_seeded_per_index_and_epoch_and_own_system_wins(pack
     assert lengths == [pair.length_chars + len(p or "") for p in first] and len(set(lengths)) > 2
 
 
+def test_absent_or_null_system_is_sampled_and_an_empty_one_means_no_system_prompt(tmp_path, pack):
+    base = {"input": "Sort xs.", "chosen": "sorted(xs)", "rejected": "xs", "aspect": "runtime"}
+    rows = [base, {**base, "system": None}, {**base, "system": ""}, {**base, "system": "  "}, {**base, "system": "S."}]
+    loaded = load_training_pairs(write_jsonl(tmp_path / "sys.jsonl", rows), pack=lambda: pack).rows
+    assert [p.system for p in loaded] == [None, None, NO_SYSTEM, NO_SYSTEM, "S."]
+    prompts = SystemPrompts(pack, seed=0)
+    for pair in loaded[:2]:  # sampled: some epochs/indices get a criteria prompt
+        assert any(prompts.training(pair, i, epoch) for i in range(20) for epoch in range(2))
+    for pair in loaded[2:4]:  # never re-sampled, in training or evaluation
+        assert {prompts.training(pair, i, epoch) for i in range(50) for epoch in range(3)} == {None}
+        assert prompts.evaluation(pair) is None
+
+
+def test_a_no_system_pair_is_rendered_without_a_system_turn(qwen_tokenizer, pack):
+    pair = TrainingPair("n", "Sort xs.", "sorted(xs)", "xs", system=NO_SYSTEM, aspect="Runtime_Efficiency")
+    batch = _collator(qwen_tokenizer, pack, max_length=256)([(0, 0, pair)])
+    expected = ChatRenderer(qwen_tokenizer, 256).render("Sort xs.", "sorted(xs)", system=None).input_ids
+    assert batch.input_ids[0, : len(expected)].tolist() == expected
+    assert "system" not in qwen_tokenizer.decode(expected)
+
+
 def _collator(tokenizer, pack, **options):
     renderer = ChatRenderer(tokenizer, options.pop("max_length", 48), options.pop("prompt_overflow", "truncate"))
     return PairCollator(renderer, SystemPrompts(pack, seed=0), tokenizer.pad_token_id, **options)
@@ -95,13 +116,22 @@ def test_over_length_pairs_are_dropped_and_counted_with_drop_policy(qwen_tokeniz
     assert batch.pair_indices == [1] and batch.pair_weight.tolist() == [1.0]
 
 
-def test_a_prompt_that_leaves_no_room_is_dropped_and_counted_never_raised(qwen_tokenizer, pack):
+def test_a_system_prompt_that_leaves_no_room_is_dropped_and_counted_never_raised(qwen_tokenizer, pack):
     huge_system = "Rule. " * 100
     pairs = [TrainingPair("a", "p", "z", "w", system=huge_system)]
     for policy in ("truncate", "error"):
         batch = _collator(qwen_tokenizer, pack, prompt_overflow=policy)([(0, 0, pairs[0])])
         assert batch.counts["dropped_prompt_too_long"] == 1 and batch.counts["placeholder_batches"] == 1
         assert batch.pair_weight.tolist() == [0.0] and batch.lm_index.numel() == 0
+
+
+def test_an_over_long_user_prompt_is_cut_under_truncate_and_dropped_under_error(qwen_tokenizer, pack):
+    pair = TrainingPair("a", "Explain this. " * 100, "z = 1", "w = 2", system="S")
+    cut = _collator(qwen_tokenizer, pack)([(0, 0, pair)])
+    assert cut.counts["prompt_truncated_pairs"] == 1 and cut.counts["truncated_pairs"] == 1
+    assert cut.pair_weight.tolist() == [1.0] and cut.input_ids.shape[1] <= 48
+    dropped = _collator(qwen_tokenizer, pack, prompt_overflow="error")([(0, 0, pair)])
+    assert dropped.counts["dropped_prompt_too_long"] == 1 and dropped.pair_weight.tolist() == [0.0]
 
 
 def test_step_plan_covers_each_pair_once_groups_lengths_and_balances_ranks():

@@ -6,9 +6,14 @@ One valid training row (``system`` optional; ``prompt`` is accepted for ``input`
      "rejected": "def total(xs):\\n    t = 0\\n    for x in xs: t = t + x\\n    return t",
      "aspect": "Runtime_Efficiency", "language": "Python"}
 
-A row with ``system`` is trained under exactly that system prompt. A row without one gets a criteria prompt from
-:class:`~themis_rm.criteria.PromptSampler` (15% none / 60% its own aspect / 25% all five shuffled), drawn from
-``(seed, epoch, index)`` so every epoch re-samples and a resumed run draws the same prompts.
+``system`` has three states:
+
+* absent or null: a criteria prompt from :class:`~themis_rm.criteria.PromptSampler` (15% none / 60% its own
+  aspect / 25% all five shuffled), drawn from ``(seed, epoch, index)`` so every epoch re-samples and a resumed run
+  draws the same prompts;
+* ``""`` (present and empty or blank): no system prompt at all, every epoch — a pair the data pipeline wants
+  trained without criteria is not re-sampled into one;
+* any other text: exactly that system prompt.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from themis_rm.pairs import LoadedRows, Prompt, RowValidator, load_rows
 
 logger = logging.getLogger(__name__)
 
+NO_SYSTEM = ""  # TrainingPair.system of a row whose ``system`` is an explicit empty string: no system prompt
+
 
 @dataclass(frozen=True, slots=True)
 class TrainingPair:
@@ -33,7 +40,7 @@ class TrainingPair:
     prompt: Prompt
     chosen: str
     rejected: str
-    system: str | None = None
+    system: str | None = None  # None: sample a criteria prompt; NO_SYSTEM (""): none; else that prompt
     aspect: str | None = None
     language: str | None = None
 
@@ -68,7 +75,7 @@ def load_training_pairs(
         if chosen_context is not None and rejected_context is not None and chosen_context != rejected_context:
             raise v.fail("rejected", "conversation context differs from the chosen one")
         prompt_field = "input" if v.record.get("input") is not None else "prompt"
-        system = v.text("system", required=False)
+        system = _system(v)
         aspect = v.text("aspect", required=False)
         if aspect is not None and aspect not in GENERAL_ASPECTS and system is None:
             try:
@@ -88,6 +95,18 @@ def load_training_pairs(
     return load_rows(source, parse, skip_invalid, split=split)
 
 
+def _system(v: RowValidator) -> str | None:
+    """``system`` as the trainer needs it: None (absent/null: sample), NO_SYSTEM (empty or blank), or the text.
+
+    ``RowValidator.text`` maps a blank optional field to None, which would turn "train without a system prompt"
+    into "sample one", so the empty string is recognised here first.
+    """
+    value = v.record.get("system")
+    if isinstance(value, str) and not value.strip():
+        return NO_SYSTEM
+    return v.text("system", required=False)
+
+
 class SystemPrompts:
     """The system prompt of every pair: its own, else a sampled training prompt, else the aspect's eval prompt."""
 
@@ -97,9 +116,9 @@ class SystemPrompts:
         self.sampler = PromptSampler(pack, probs, seed=seed) if pack is not None else None
 
     def training(self, pair: TrainingPair, index: int, epoch: int) -> str | None:
-        """Training-time prompt of pair ``index`` in ``epoch`` (deterministic in seed, epoch, index)."""
+        """Training-time prompt of pair ``index`` in ``epoch`` (deterministic in seed, epoch, index); None: none."""
         if pair.system is not None:
-            return pair.system
+            return pair.system or None  # NO_SYSTEM renders no system turn (an empty one would add template tokens)
         if self.sampler is None:
             raise ThemisInputError(f"pair {pair.id!r} has no 'system' and no prompt pack was loaded (--prompts)")
         return self.sampler.sample(pair.aspect, index, epoch)
@@ -117,9 +136,9 @@ class SystemPrompts:
         return [p.length_chars + len(self.evaluation(p) or "") for p in pairs]
 
     def evaluation(self, pair: TrainingPair) -> str | None:
-        """Eval-time prompt: the pair's own, else the fixed eval string of its criterion (CodeRewardBench style)."""
+        """Eval-time prompt: the pair's own (None for NO_SYSTEM), else its criterion's fixed eval string (CRB style)."""
         if pair.system is not None:
-            return pair.system
+            return pair.system or None
         if pair.aspect is None or pair.aspect in GENERAL_ASPECTS or self.pack is None:
             return None
         return self.pack.eval_prompt(self.pack.resolve(pair.aspect))
