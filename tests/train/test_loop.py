@@ -10,6 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.train.checkpoint import list_checkpoints
 from themis_rm.train.loop import RUN_FILE, run_training
 from themis_rm.train.metrics import METRICS_FILE, read_metrics
 
@@ -140,3 +141,10 @@ def test_dataloader_workers_render_the_same_batches(small_config, data, tmp_path
     assert workers.metrics["loss/total"] == pytest.approx(inline.metrics["loss/total"], abs=1e-7)
     assert workers.counters == inline.counters
 
+
+def test_save_every_adds_a_last_step_checkpoint_and_zero_writes_only_the_export(small_config, data, tmp_path):
+    none = run_training(small_config(data, max_steps=3, save_every=0, output=str(tmp_path / "none")))
+    assert list_checkpoints(none.output) == [] and (none.output / "model.safetensors").is_file()
+    every = run_training(small_config(data, max_steps=3, save_every=2, output=str(tmp_path / "every")))
+    assert [c.name for c in list_checkpoints(every.output)] == ["step-2", "step-3"]
+    assert (every.output / "model.safetensors").is_file()

@@ -116,9 +116,13 @@ class PairCollator:
     """Renders pairs under their system prompts and builds padded (or packed) model inputs.
 
     Over-length pairs follow ``overflow``: ``truncate`` cuts responses (closing tokens kept) and counts
-    ``truncated_pairs``; ``drop`` removes the pair and counts ``dropped_too_long``. A prompt that leaves no room
-    at all is dropped and counted (``dropped_prompt_too_long``), never raised. A micro-batch whose pairs all
-    dropped keeps one placeholder of weight 0, so every process still runs the same forwards (FSDP collectives).
+    ``truncated_pairs``; ``drop`` removes the pair and counts ``dropped_too_long``. When the prompt itself leaves
+    no room for the response, the renderer's ``prompt_overflow`` decides first: ``truncate`` keeps half the budget
+    of response and cuts the end of the last prompt turn (counted in ``prompt_truncated_pairs``, then handled as
+    any over-length pair above); ``error`` drops the pair (``dropped_prompt_too_long``). A system prompt and
+    template that alone exceed the budget drop the pair under either policy (``dropped_prompt_too_long``); nothing
+    is raised. A micro-batch whose pairs all dropped keeps one placeholder of weight 0, so every process still
+    runs the same forwards (FSDP collectives); placeholders count in no loss denominator.
     """
 
     def __init__(

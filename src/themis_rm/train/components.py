@@ -94,12 +94,19 @@ def _enable_checkpointing(decoder: torch.nn.Module) -> None:
         decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (the reference decayed norms and the head too)."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+def build_optimizer(model: RewardModel, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on the backbone's matrices only: not on norms, biases or the reward head.
+
+    The reference decayed everything. The head is a ``(1, H)`` matrix, but decaying it would pull every reward
+    towards 0 on top of the magnitude penalty, which is the one deliberate control of the reward scale (μ).
+    """
+    head = {id(p) for p in model.score.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    decayed = [p for p in params if p.ndim >= 2 and id(p) not in head]
+    kept = [p for p in params if p.ndim < 2 or id(p) in head]
     groups = [
-        {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": config.optim.weight_decay},
-        {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
+        {"params": decayed, "weight_decay": config.optim.weight_decay},
+        {"params": kept, "weight_decay": 0.0},
     ]
     fused = config.optim.fused == "on" or (config.optim.fused == "auto" and device.type == "cuda")
     return torch.optim.AdamW(

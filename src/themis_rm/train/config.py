@@ -60,7 +60,9 @@ class OptimConfig:
     lr: float = knob(1e-5, "Peak learning rate of AdamW (PT 2e-5, PM 1e-5).")
     min_lr: float = knob(5e-7, "Terminal learning rate of the cosine decay (PT 1e-5, PM 5e-7).")
     warmup_ratio: float = knob(0.05, "Share of the optimizer steps spent in linear warm-up from 0.")
-    weight_decay: float = knob(0.1, "AdamW weight decay on matrices (norms and 1-D parameters are not decayed).")
+    weight_decay: float = knob(
+        0.1, "AdamW weight decay on the backbone's matrices (norms, 1-D parameters and the reward head: none)."
+    )
     adam_beta1: float = knob(0.9, "AdamW beta1.")
     adam_beta2: float = knob(0.95, "AdamW beta2 (paper 0.95; torch default 0.999 reacts slower to loss spikes).")
     adam_eps: float = knob(1e-8, "AdamW epsilon.")
@@ -116,7 +118,11 @@ class RunConfig:
     )
     log_every: int = knob(1, "Optimizer steps between two metric records.")
     eval_every: int = knob(0, "Optimizer steps between two evaluations on --eval-data (0: only at the end).")
-    save_every: int = knob(0, "Optimizer steps between two resumable checkpoints (0: none until the end).")
+    save_every: int = knob(
+        0,
+        "Optimizer steps between two resumable checkpoints, plus one at the last step (0: no checkpoints; "
+        "the model export at the end is always written).",
+    )
     keep_checkpoints: int = knob(2, "Resumable checkpoints kept on disk (oldest deleted first).")
     report_to: tuple[str, ...] = knob(("jsonl",), "Metric sinks: jsonl (always), tensorboard, wandb.")
     export_dtype: str = knob("auto", "dtype of the exported model: auto (bf16 if trained with bf16, else fp32).")

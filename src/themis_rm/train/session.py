@@ -130,7 +130,11 @@ def start_run(config: TrainConfig, sinks: Sequence[MetricSink] | None = None) ->
 
 
 def finish_run(run: TrainRun, last_metrics: dict[str, float], eval_metrics: dict[str, float]) -> TrainSummary:
-    """Final eval and checkpoint when the schedule did not just do them, counters summed, export, ``run.json``."""
+    """Final eval and checkpoint when the schedule did not just do them, counters summed, export, ``run.json``.
+
+    The last step gets a resumable checkpoint only when ``save_every > 0`` (0 means no checkpoints at all); the
+    export is always written.
+    """
     config, state, accelerator = run.config, run.state, run.accelerator
     if run.data.eval and not (config.run.eval_every and state.global_step % config.run.eval_every == 0):
         eval_metrics = run.evaluate()
