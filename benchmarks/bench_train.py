@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from themis_rm.criteria import load_pack_json
-from themis_rm.errors import PromptTooLongError
+from themis_rm.errors import PromptTooLongError, ThemisInputError
 from themis_rm.pairs import ScoreRequest
 from themis_rm.render import ChatRenderer
 from themis_rm.tiny import build_tiny_causal_lm, build_tokenizer
@@ -76,6 +76,11 @@ def reference_epoch(
     real = padded = 0
     started = time.perf_counter()
     usable = len(order) - len(order) % (micro * accumulation)
+    if not usable:
+        raise ThemisInputError(
+            f"--max-length {max_length}: only {len(encoded)} of {len(pairs)} pairs fit, fewer than one step of "
+            f"{micro * accumulation}; raise --max-length or --pairs-per-file, or lower --batch-size"
+        )
     for k, start in enumerate(range(0, usable, micro)):
         chunk = [encoded[i] for i in order[start : start + micro]]
         chosen_ids, chosen_mask = _right_pad([c.input_ids for c, _ in chunk], tokenizer.pad_token_id)
