@@ -189,3 +189,118 @@ def test_repos_file_lists_paths_names_and_licenses(tmp_path, make_repo):
     listing.write_text("# comment\none\tacme/one\tmit\n" + str(tmp_path / "two") + "\n")
     specs = MineConfig(repos_file=str(listing)).repo_specs()
     assert [(Path(s.path).name, s.name, s.license) for s in specs] == [("one", "acme/one", "mit"), ("two", None, None)]
+
+
+HOSTILE_COMMITS = [
+    "--output={tmp}/PWNED",
+    "-p",
+    "--exec=touch {tmp}/PWNED2",
+    "HEAD~1",
+    "abcdef1;rm -rf {tmp}",
+    "abcdef1 --output={tmp}/PWNED3",
+    "abcdef1\n--output={tmp}/PWNED4",
+    "ãbcdef1234567",
+    "$(touch {tmp}/PWNED5)",
+    "abc123",  # too short
+    "a" * 65,  # too long
+    "",
+]
+
+
+def test_hostile_commit_ids_in_an_export_are_counted_and_never_reach_git(tmp_path, make_repo, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clones = tmp_path / "clones"
+    repo = make_repo("kv", root=clones / "acme")
+    repo.commit({"kv.py": "v = 1\n"}, "start")
+    fix = repo.commit({"kv.py": "v = 2\n"}, "Fix value")
+    values = [value.format(tmp=tmp_path) for value in HOSTILE_COMMITS]
+    rows = [{"commit": v, "repos": "acme/kv", "old_file": "kv.py", "new_file": "kv.py"} for v in values]
+    rows.append({"commit": fix[:10].upper(), "repos": "acme/kv", "old_file": "kv.py", "new_file": "kv.py"})
+    counts: Counter[str] = Counter()
+    miner = CommitMiner(MineConfig(bigquery=["x"], clones_dir=str(clones)), lambda o, n=1: counts.update({o: n}))
+    records = [r for i, row in enumerate(rows) if (r := miner.mine_export_row(row, f"x:{i}"))]
+    assert counts == Counter({"bad_commit_id": len(values), "forwarded": 1})
+    assert [r.commit for r in records] == [fix]  # an abbreviated id is resolved to the full sha
+    assert not [p.name for p in tmp_path.rglob("PWNED*")]
+
+
+@pytest.mark.parametrize("rev", ["--output={tmp}/PWNED", "--exec=touch {tmp}/PWNED", "-p"])
+def test_git_calls_never_parse_a_revision_as_an_option(tmp_path, make_repo, rev):
+    from themis_rm.data.git import GitError, blob_at, count_merges, iter_commits, read_commit
+
+    repo = make_repo("r")
+    repo.commit({"a.py": "a = 1\n"}, "start")
+    repo.commit({"a.py": "a = 2\n"}, "change")
+    rev = rev.format(tmp=tmp_path)
+    calls = [
+        lambda: read_commit(repo.path, rev),
+        lambda: blob_at(repo.path, rev, "a.py"),
+        lambda: count_merges(repo.path, rev),
+        lambda: list(iter_commits(repo.path, rev)),
+    ]
+    for call in calls:
+        with pytest.raises(GitError, match="failed with exit"):
+            call()
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_export_row_whose_commit_git_cannot_show_counts_git_error(tmp_path, make_repo):
+    clones = tmp_path / "clones"
+    repo = make_repo("kv", root=clones / "acme")
+    repo.commit({"kv.py": "v = 1\n"}, "start")
+    tree = repo.git("rev-parse", "HEAD^{tree}").strip()  # a valid hex id that is not a commit
+    counts: Counter[str] = Counter()
+    miner = CommitMiner(MineConfig(bigquery=["x"], clones_dir=str(clones)), lambda o, n=1: counts.update({o: n}))
+    row = {"repos": "acme/kv", "old_file": "kv.py", "new_file": "kv.py"}
+    for sha in (tree, "0" * 40, "abcdef1"):
+        assert miner.mine_export_row({**row, "commit": sha}, "x:1") is None
+    assert counts == Counter({"git_error": 3})
+
+
+# --------------------------------------------------------------------------------------- streamed git log
+def test_git_log_is_parsed_the_same_whatever_the_chunking(make_repo, monkeypatch):
+    from themis_rm.data import git
+
+    repo = make_repo("chunks")
+    repo.commit({"a.py": "a = 0\n", "b.py": "b = 0\n"}, "start")
+    for i in range(1, 12):
+        repo.commit({"a.py": f"a = {i}\n"}, f"change {i}\n\nbody with ünïcödé and NUL-free text {i}")
+    repo.rename("b.py", "c.py", "rename b")
+    whole = list(git.iter_commits(repo.path))
+    monkeypatch.setattr(git, "_READ_CHUNK", 7)  # every field is split across reads
+    assert list(git.iter_commits(repo.path)) == whole
+    assert len(whole) == 13 and whole[0].changes[0].status == "R" and whole[-1].parents == ()
+    records, counts = mine(repo.path)
+    assert len(records) == 11 and counts["forwarded"] == 11
+
+
+def test_nul_tokens_match_split_for_any_chunking():
+    from themis_rm.data.git import _nul_tokens
+
+    data = b"\0commit a\0msg\0\0:x\0path\0tail"
+    for size in range(1, len(data) + 1):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        assert list(_nul_tokens(chunks)) == data.split(b"\0")
+    assert list(_nul_tokens([])) == [b""]
+
+
+def test_stalled_git_is_killed_after_its_read_timeout_not_a_whole_run_limit(tmp_path, monkeypatch):
+    from themis_rm.data.git import GitError, stream_git
+
+    fake = tmp_path / "bin" / "git"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nprintf first\nsleep 0.3\nprintf second\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    chunks = []
+    with pytest.raises(GitError, match=r"wrote nothing for 1\.0 s"):
+        for chunk in stream_git(tmp_path, ["log"], read_timeout_s=1.0):
+            chunks.append(chunk)
+    assert b"".join(chunks) == b"firstsecond"  # the 0.3 s pause is not a timeout; 1 s of silence is
+
+
+def test_git_log_failure_names_the_repository_and_stderr(tmp_path):
+    from themis_rm.data.git import GitError, iter_commits
+
+    with pytest.raises(GitError, match=r"not-a-repo: git log -z failed with exit 128: fatal"):
+        list(iter_commits(tmp_path / "not-a-repo"))

@@ -17,14 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from themis_rm.data.git import (
+    CommitInfo,
     GitError,
     blob_at,
+    check_git_version,
     commit_patches,
-    commit_time,
     count_merges,
+    is_commit_id,
     iter_commits,
     origin_name,
     read_blobs,
+    read_commit,
 )
 from themis_rm.data.languages import CRB_LANGUAGES, EXTENSIONS, LanguageMap, load_extension_map
 from themis_rm.data.records import CommitRecord
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 Count = Callable[..., None]  # count(outcome, value=1): "forwarded" or a drop reason
 _REGULAR_MODES = ("100644", "100755")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_BATCH = 128  # commits whose blobs and patches are read with one git call each
 
 
 @dataclass
@@ -117,6 +121,7 @@ class CommitMiner:
     """Turns commits into :class:`CommitRecord` s, counting every commit it does not keep by reason."""
 
     def __init__(self, config: MineConfig, count: Count) -> None:
+        check_git_version()
         self.config = config
         self.count = count
         self.languages = config.language_map()
@@ -124,37 +129,38 @@ class CommitMiner:
 
     # ------------------------------------------------------------------------------------------ local repos
     def mine_repository(self, spec: RepoSpec) -> Iterator[CommitRecord]:
-        """Records of one local repository, newest commit first."""
+        """Records of one local repository, newest commit first, read as ``git log`` streams them."""
         repo = spec.path
         name = spec.name or origin_name(repo) or Path(repo).resolve().name
         merges = count_merges(repo, self.config.rev)
         if merges:
             self.count("merge", merges)
-        candidates = []
+        batch: list[CommitInfo] = []
         for commit in iter_commits(repo, self.config.rev):
             reason = self._commit_problem(commit.parents, commit.unix_time, commit.changes)
             if reason:
                 self.count(reason)
-            else:
-                candidates.append(commit)
-        for start in range(0, len(candidates), 128):
-            batch = candidates[start : start + 128]
-            changes = [c.changes[0] for c in batch]
-            blobs = read_blobs(repo, [b for ch in changes for b in (ch.old_blob, ch.new_blob)])
-            patches = commit_patches(repo, [c.sha for c in batch], self.config.diff_context)
-            for commit, change in zip(batch, changes, strict=True):
-                texts = self._texts(blobs[change.old_blob], blobs[change.new_blob])
-                if texts is not None:
-                    yield self._record(
-                        name,
-                        commit.sha,
-                        commit.unix_time,
-                        commit.message,
-                        change.path,
-                        texts,
-                        patches.get(commit.sha, ""),
-                        spec.license,
-                    )
+                continue
+            batch.append(commit)
+            if len(batch) == _BATCH:
+                yield from self._mine_batch(repo, name, spec.license, batch)
+                batch = []
+        yield from self._mine_batch(repo, name, spec.license, batch)
+
+    def _mine_batch(self, repo: str, name: str, license: str | None, batch: list[CommitInfo]) -> Iterator[CommitRecord]:
+        """Records of single-change candidate commits: their blobs and patches in one git call each."""
+        if not batch:
+            return
+        changes = [c.changes[0] for c in batch]
+        blobs = read_blobs(repo, [b for ch in changes for b in (ch.old_blob, ch.new_blob)])
+        patches = commit_patches(repo, [c.sha for c in batch], self.config.diff_context)
+        for commit, change in zip(batch, changes, strict=True):
+            texts = self._texts(blobs[change.old_blob], blobs[change.new_blob])
+            if texts is not None:
+                diff = patches.get(commit.sha, "")
+                yield self._record(
+                    name, commit.sha, commit.unix_time, commit.message, change.path, texts, diff, license
+                )
 
     def _commit_problem(self, parents, unix_time: int, changes) -> str | None:
         if not parents:
@@ -204,11 +210,20 @@ class CommitMiner:
 
     # ------------------------------------------------------------------------------------- BigQuery export
     def mine_export_row(self, row: dict, where: str) -> CommitRecord | None:
-        """A record from one export row, its contents read from a local clone; None when dropped (counted)."""
+        """A record from one export row, its contents read from a local clone; None when dropped (counted).
+
+        The row is untrusted: ``commit`` must be a hex id (else ``bad_commit_id``), and any git failure on it,
+        in every listed mirror, is ``git_error``.
+        """
         sha, old_path, new_path = row.get("commit"), row.get("old_file"), row.get("new_file")
         repos = row.get("repos") or row.get("repo") or ""
-        if not (isinstance(sha, str) and isinstance(old_path, str) and isinstance(new_path, str) and repos):
+        if not all(isinstance(v, str) for v in (sha, old_path, new_path, repos)) or not repos:
             raise ThemisInputError(f"{where}: an export row needs commit, repos, old_file and new_file")
+        if not is_commit_id(sha):
+            logger.debug("%s: commit %r is not a hex object id; dropped", where, sha[:80])
+            self.count("bad_commit_id")
+            return None
+        sha = sha.lower()
         if old_path != new_path:
             self.count("rename")
             return None
@@ -231,14 +246,14 @@ class CommitMiner:
         return None
 
     def _export_record(self, clone: Path, repo: str, sha: str, path: str, row: dict) -> CommitRecord | None:
-        unix_time, parents, git_message = commit_time(clone, sha)
-        if len(parents) != 1:
-            self.count("merge" if parents else "root_commit")
+        commit = read_commit(clone, sha)
+        if len(commit.parents) != 1:
+            self.count("merge" if commit.parents else "root_commit")
             return None
-        if row.get("unix_time") is None and self._path_and_date_problem(path, unix_time):
+        if row.get("unix_time") is None and self._path_and_date_problem(path, commit.unix_time):
             self.count("date")
             return None
-        old_blob, new_blob = blob_at(clone, parents[0], path), blob_at(clone, sha, path)
+        old_blob, new_blob = blob_at(clone, commit.parents[0], path), blob_at(clone, commit.sha, path)
         if old_blob is None or new_blob is None:
             self.count("not_in_place")
             return None
@@ -246,9 +261,9 @@ class CommitMiner:
         texts = self._texts(blobs[old_blob], blobs[new_blob])
         if texts is None:
             return None
-        message = row.get("message") if isinstance(row.get("message"), str) else git_message
-        diff = commit_patches(clone, [sha], self.config.diff_context).get(sha, "")
-        return self._record(repo, sha, unix_time, message.strip(), path, texts, diff, row.get("license"))
+        message = row.get("message") if isinstance(row.get("message"), str) else commit.message
+        diff = commit_patches(clone, [commit.sha], self.config.diff_context).get(commit.sha, "")
+        return self._record(repo, commit.sha, commit.unix_time, message.strip(), path, texts, diff, row.get("license"))
 
     def _clone_path(self, repo: str) -> Path | None:
         if not _REPO_NAME.match(repo) or ".." in repo.split("/"):
