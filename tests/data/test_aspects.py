@@ -37,6 +37,10 @@ def test_authors_layout_loads_all_five_lists(authors):
         "Fix the laundry list of imports",  # dry in laundry
         "Consolidate handlers",  # solid in consolidate
         "precvent things",  # cve inside a word
+        "Update index.html",  # index: a file name, not an index
+        "Add solidity contract",  # solid: a 5-letter word, not a stem of solidity
+        "Tweak src/hash.go and lru.py",  # hash and lru as file names
+        "Fix alignment of the header",  # align: a word; alignment is layout, not correctness
     ],
 )
 def test_short_terms_do_not_fire_inside_words(authors, message):
@@ -53,10 +57,32 @@ def test_short_terms_do_not_fire_inside_words(authors, message):
         ("fix   concurrency issue in pool", FC, "fix concurre"),  # the authors' stem, any whitespace
         ("Hashing is now faster", RE, "hash"),
         ("Keep code DRY", RM, "dry"),
+        ("Add indexes to the users table", RE, "index"),
+        ("Rebuild the index.", RE, "index"),  # a full stop is not a file name
+        ("Apply SOLID principles to the billing module", RM, "solid"),
+        ("Reused helpers across views", RM, "reuse"),
+        ("Sanitize filenames before upload", SH, "sanitiz"),  # the authors' stem
+        ("Fix unauthorized access to admin", SH, "unauthori"),
     ],
 )
 def test_terms_match_at_word_starts_with_stems_and_inflections(authors, message, aspect, term):
     assert term in authors.match(message).get(aspect, [])
+
+
+@pytest.mark.parametrize(
+    ("message", "terms"),
+    [
+        ("Optimization of the parser", ["optimiz"]),  # a stem continues into its word
+        ("optimized loops", ["optimiz"]),
+        ("Reoptimize", []),  # but starts at a word start
+        ("See optimizer.py", []),  # and a file name does not count
+        ("Use rce", ["rce"]),
+        ("RCEs patched", ["rce"]),
+        ("source and force", []),
+    ],
+)
+def test_stems_continue_into_words_and_short_terms_do_not(message, terms):
+    assert AspectMatcher({RE: ["optimiz", "rce"]}).match(message).get(RE, []) == terms
 
 
 def test_multi_label_in_canonical_order(authors):

@@ -1,14 +1,22 @@
 """Aspect labelling of commits from term lists: word-boundary aware, case-insensitive, multi-label.
 
-The reference matched terms as bare substrings, so ``rce`` fired inside "source", ``dry`` inside "laundry" and
-``solid`` inside "consolidate". Our rule: a term must start at a word boundary (the character before it is not a
-letter or digit); a term of at most 4 characters must also end at one, allowing only a plural or -ed/-ing ending
-(``cve`` -> "CVEs", ``hash`` -> "hashing", but ``sqli`` never matches "sqlite"); a longer term may continue into a
-word, which keeps the authors' deliberate stems working (``fix concurre`` -> "fix concurrency"). Spaces inside a
-term match any run of whitespace.
+The reference matched terms as bare substrings, so ``rce`` fired inside "source", ``dry`` inside "laundry",
+``solid`` inside "consolidate" and "solidity", and ``index`` in "index.html". Our rule, in three parts:
 
-Term lists: the package ships its own (``resources/terms/<Criterion>.txt``). ``terms_dir`` replaces them with a
-directory in either our layout or the authors' (``functionality_term_list.list``, ``memory_eff_term_list.list``,
+1. A term starts at a word start (the character before it is not a letter or digit).
+2. A *word* term (5 characters or fewer: ``rce``, ``cve``, ``hash``, ``index``, ``solid``) ends at a word end,
+   after at most a regular inflection (-s, -es, -e, -d, -ed, -ing): ``cve`` -> "CVEs", ``hash`` -> "hashing",
+   ``index`` -> "indexes", but ``sqli`` never matches "sqlite" nor ``solid`` "solidity". A *stem* (6 characters
+   or more) may continue into a word, which keeps the authors' deliberate truncations working (``sanitiz`` ->
+   "sanitize", ``fix concurre`` -> "fix concurrency", ``optimiz`` -> "optimization"). The line sits at 6 because
+   every truncated term in the authors' lists is at least that long, while their 5-letter terms (``align``,
+   ``index``, ``reuse``, ``solid``) are whole words whose longer forms mean something else.
+3. A match directly followed by ``.`` and a letter or digit is part of a file name or dotted name
+   ("Update index.html", "solid.js", "security.md"), not a mention of the term, and does not count.
+
+Spaces inside a term match any run of whitespace. Term lists: the package ships its own
+(``resources/terms/<Criterion>.txt``). ``terms_dir`` (``--terms-dir``) replaces them with a directory in either our
+layout or the authors' (``functionality_term_list.list``, ``memory_eff_term_list.list``,
 ``readability_term_list.list``, ``runtime_eff_term_list.list``, ``sec_term_list.list``).
 """
 
@@ -38,8 +46,11 @@ AUTHOR_FILES: dict[str, str] = {
     "runtime_eff_term_list.list": RUNTIME_EFFICIENCY,
     "sec_term_list.list": SECURITY_HARDNESS,
 }
-SHORT_TERM_CHARS = 4
-_SHORT_ENDINGS = r"(?:s|es|ed|ing)?(?![a-z0-9])"
+WORD_TERM_CHARS = 5
+"""Terms this long or shorter are whole words (plus an inflection); longer ones are stems."""
+_NOT_FILE_NAME = r"(?!\.[a-z0-9])"
+_WORD_TAIL = r"(?:e?s|e?d|e|ing)?(?![a-z0-9])" + _NOT_FILE_NAME
+_STEM_TAIL = r"[a-z0-9]*(?![a-z0-9])" + _NOT_FILE_NAME
 
 
 @dataclass
@@ -69,7 +80,7 @@ def term_pattern(terms: list[str]) -> re.Pattern[str]:
         node = trie
         for char in term:
             node = node.setdefault(char, {})
-        node[""] = _SHORT_ENDINGS if len(term) <= SHORT_TERM_CHARS else ""
+        node[""] = _WORD_TAIL if len(term) <= WORD_TERM_CHARS else _STEM_TAIL
     return re.compile(r"(?<![a-z0-9])" + _trie_regex(trie))
 
 
@@ -108,13 +119,11 @@ class AspectMatcher:
         return found
 
     def _term_of(self, aspect: str, matched: str) -> str:
-        """The list term behind a match: whitespace collapsed, and a short term's inflection removed."""
+        """The list term behind a match: the longest term the matched words start with (a match is a term plus
+        an inflection or, for a stem, the rest of its word)."""
         text = " ".join(matched.split())
-        for ending in ("", "s", "es", "ed", "ing"):
-            stem = text[: len(text) - len(ending)] if ending and text.endswith(ending) else text
-            if stem in self._known[aspect]:
-                return stem
-        return text
+        known = self._known[aspect]
+        return next((text[:n] for n in range(len(text), 0, -1) if text[:n] in known), text)
 
 
 def load_terms(terms_dir: str | Path | None = None) -> dict[str, list[str]]:
