@@ -83,7 +83,8 @@ def make_repo(tmp_path):
 class ProgrammableLLM:
     """An OpenAI-compatible chat endpoint on 127.0.0.1 whose answer is ``reply(user_text, attempt)``.
 
-    ``reply`` returns the answer text, or an ``(http_status, text)`` pair; it also sees how many times this exact
+    ``reply`` returns the answer text, an ``(http_status, text)`` pair, or ``bytes`` sent as the whole 200 response
+    body (to script malformed answers); it also sees how many times this exact
     prompt was asked before (``attempt`` from 1), so tests can script transient failures.
     """
 
@@ -114,6 +115,9 @@ class ProgrammableLLM:
                 finally:
                     with server.lock:
                         server.in_flight -= 1
+                if isinstance(answer, bytes):
+                    self._send(200, answer)
+                    return
                 status, text = answer if isinstance(answer, tuple) else (200, answer)
                 payload = {
                     "id": "chatcmpl-test",
@@ -124,7 +128,11 @@ class ProgrammableLLM:
                         {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                     ],
                 }
-                data = json.dumps(payload if status == 200 else {"error": {"message": "scripted"}}).encode()
+                self._send(
+                    status, json.dumps(payload if status == 200 else {"error": {"message": "scripted"}}).encode()
+                )
+
+            def _send(self, status: int, data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -137,6 +145,10 @@ class ProgrammableLLM:
         return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 refuses bursts of concurrent requests (spurious retries)
+
+
 @pytest.fixture
 def llm_server(monkeypatch):
     """``start(reply, delay_s=0)`` -> (server, base_url): a real HTTP server on 127.0.0.1, stopped after the test."""
@@ -145,7 +157,7 @@ def llm_server(monkeypatch):
 
     def start(reply, delay_s: float = 0.0):
         scripted = ProgrammableLLM(reply, delay_s)
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
+        httpd = _Server(("127.0.0.1", 0), scripted.handler())
         thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         servers.append((httpd, thread))

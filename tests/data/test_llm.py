@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import pytest
 
 pytest.importorskip("openai")
@@ -9,7 +12,7 @@ pytest.importorskip("jinja2")
 pytest.importorskip("datatrove")
 
 from themis_rm.data.base import Document
-from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient
+from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient, LLMRequestsFailed
 from themis_rm.data.llm_steps import (
     BugIntroductionStep,
     CommitReviewStep,
@@ -72,6 +75,23 @@ def test_transient_errors_are_retried_and_client_errors_are_not(tmp_path, llm_se
     assert down.text is None and server.attempts["down"] == 4
     assert client.stats.request_failures == 2
     assert len(list(tmp_path.rglob("*.json"))) == 1  # only the answered request is cached
+
+
+def test_unreadable_answers_fail_only_their_own_request(tmp_path, llm_server):
+    def reply(prompt, attempt):
+        if prompt == "no choices":
+            return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "judge"}).encode()
+        return b"{not json" if prompt == "garbage" else "fine"
+
+    _, url = llm_server(reply)
+    client = LLMClient(endpoint(url, retries=1), tmp_path)
+    answers = client.complete_all([ChatRequest.user(p) for p in ("no choices", "garbage", "ok")])
+    assert [a.text for a in answers] == [None, None, "fine"]
+    assert all(a.error for a in answers[:2]) and client.stats.request_failures == 2
+    assert [f.key for f in client.stats.failures] == [
+        client.cache_key(ChatRequest.user(p)) for p in ("no choices", "garbage")
+    ]
+    assert len(list(tmp_path.rglob("*.json"))) == 1
 
 
 def test_concurrency_limit_is_respected(llm_server):
@@ -200,6 +220,48 @@ def test_bug_introduction_adds_a_variant_and_counts_failures(tmp_path, llm_serve
     assert [d.id for d in kept] == ["r1", "r2"]
     assert kept[0].metadata["buggy_code"] == "def total(xs):\n    return sum(xs[1:])"
     assert "buggy_code" not in kept[1].metadata and stats["llm_requests"] == 1
+
+
+def review_reply(fail_first: set[str]):
+    """Rates 5, except that the first ask of a prompt mentioning one of ``fail_first`` gets a 500."""
+
+    def reply(prompt, attempt):
+        if attempt == 1 and any(word in prompt for word in fail_first):
+            return (500, None)
+        return "[SUMMARY]s[/SUMMARY]\n[RATING]5[/RATING]"
+
+    return reply
+
+
+def test_failed_requests_fail_the_task_and_a_rerun_asks_only_them(tmp_path, llm_server):
+    server, url = llm_server(review_reply({"**Runtime Efficiency**"}))
+    config = LLMConfig(endpoint=endpoint(url, retries=0), cache_dir=str(tmp_path), review=ReviewConfig(True))
+    docs = [record("r1"), record("r2", aspects=[FC])]
+    step, kept = CommitReviewStep(config), []
+    with pytest.raises(LLMRequestsFailed, match=r"llm_review \(task 0\): 1 requests failed") as info:
+        kept.extend(step.run(iter(docs)))
+    assert [d.id for d in kept] == ["r1", "r2"]  # everything before the failure went downstream
+    assert step.stats["llm_request_failures"].total == 1 and "run the same command again" in str(info.value)
+    failures = tmp_path / "failures" / "llm_review.00000.jsonl"
+    assert [json.loads(line)["error"].startswith("InternalServerError") for line in failures.open()] == [True]
+    asked = Counter(server.attempts)
+
+    kept, stats = run_step(CommitReviewStep(config), [record("r1"), record("r2", aspects=[FC])])
+    assert [d.metadata["aspects"] for d in kept] == [[FC, RE], [FC]]
+    assert stats["llm_cache_hits"] == 2 and stats.get("llm_request_failures", 0) == 0
+    retried = Counter(server.attempts) - asked
+    assert list(retried.values()) == [1] and "**Runtime Efficiency**" in next(iter(retried))  # only the failed one
+    assert not failures.exists()  # the stale list is removed once nothing fails
+
+
+def test_request_failures_can_be_accepted_instead_of_retried(tmp_path, llm_server):
+    _, url = llm_server(review_reply({"**Runtime Efficiency**"}))
+    config = LLMConfig(endpoint=endpoint(url, retries=0), cache_dir=str(tmp_path), review=ReviewConfig(True))
+    config.fail_on_request_errors = False
+    kept, stats = run_step(CommitReviewStep(config), [record("r1")])
+    assert kept[0].metadata["aspects"] == [FC] and kept[0].metadata["review"][RE]["rating"] is None
+    assert stats["llm_request_failures"] == 1 and stats["review_failures"] == 1
+    assert (tmp_path / "failures" / "llm_review.00000.jsonl").is_file()
 
 
 def test_llm_config_collects_problems():

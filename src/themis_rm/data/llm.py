@@ -3,7 +3,8 @@
 The cache is keyed by the whole request (model, messages, sampling parameters, seed), so an interrupted run asks
 the endpoint only for what it has not answered yet, and a changed template or setting asks again. Entries are
 written atomically (temporary file + rename), so concurrent tasks can share one cache directory. Only successful
-answers are cached; a request that still fails after its retries is returned with its error and counted.
+answers are cached; a request that still fails after its retries, or whose answer cannot be read (a malformed
+body, no choices), is returned with its error and listed in :attr:`ClientStats.failures`: it never stops the others.
 
     client = LLMClient(EndpointConfig(model="Qwen/Qwen3-8B", base_url="http://127.0.0.1:8000/v1"), cache_dir)
     [answer] = client.complete_all([ChatRequest(messages=[{"role": "user", "content": "..."}])])
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from themis_rm.errors import MissingExtraError, ThemisInputError
+from themis_rm.errors import MissingExtraError, ThemisError, ThemisInputError
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +86,25 @@ class Completion:
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class RequestFailure:
+    """A request that got no answer: its cache key (the file a later success is stored under) and the last error."""
+
+    key: str
+    error: str
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
     cache_hits: int = 0
     retries: int = 0
     request_failures: int = 0
-    errors: list[str] = field(default_factory=list)
+    failures: list[RequestFailure] = field(default_factory=list)
+
+
+class LLMRequestsFailed(ThemisError):
+    """Some requests of a task got no answer; what succeeded is written and cached, a rerun asks only the rest."""
 
 
 class LLMClient:
@@ -146,10 +159,11 @@ class LLMClient:
                     self._store(requests[i], answer.text or "")
                 else:
                     self.stats.request_failures += 1
-                    self.stats.errors.append(answer.error)
+                    self.stats.failures.append(RequestFailure(self.cache_key(requests[i]), answer.error))
         return results  # type: ignore[return-value]
 
     async def _ask(self, client, semaphore: asyncio.Semaphore, request: ChatRequest) -> Completion:
+        """One request with retries; every failure becomes this request's error, never an exception for the batch."""
         c, openai = self.config, self._openai
         messages = [{"role": role, "content": content} for role, content in request.messages]
         async with semaphore:
@@ -164,10 +178,11 @@ class LLMClient:
                         seed=c.seed + request.seed_offset,
                     )
                     return Completion(response.choices[0].message.content or "", retries=attempt)
-                except (openai.APIConnectionError, openai.APIStatusError) as exc:
-                    status = getattr(exc, "status_code", None)
-                    if not (status is None or status == 429 or status >= 500) or attempt == c.retries:
+                except openai.APIError as exc:
+                    if not _transient(exc) or attempt == c.retries:
                         return Completion(None, f"{type(exc).__name__}: {exc}", retries=attempt)
+                except Exception as exc:  # an unreadable answer (no choices, bad JSON...) fails only this request
+                    return Completion(None, f"{type(exc).__name__}: {exc}", retries=attempt)
                 await asyncio.sleep(c.backoff_s * 2**attempt)
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
@@ -197,3 +212,9 @@ class LLMClient:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
             json.dump(entry, tmp, ensure_ascii=False)
         os.replace(tmp.name, path)
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth retrying: no response at all (connection, timeout), 429, or a 5xx."""
+    status = getattr(exc, "status_code", None)
+    return status is None or status == 429 or status >= 500

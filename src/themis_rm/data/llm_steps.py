@@ -2,17 +2,25 @@
 and the pairwise judge with seeded A/B order, N votes and an explicit keep rule.
 
 Each step sends a batch of records' requests concurrently (see :mod:`themis_rm.data.llm`), then keeps, edits or
-drops each record with a counted reason. Every random choice (instruction style, solution order, A/B order of each
+drops each record with a counted reason. A request that gets no answer (after its retries) is counted
+(``llm_request_failures``) and listed in ``<cache_dir>/failures/<step>.<rank>.jsonl``; by default the task then fails
+at its end, after the records before it are written, so datatrove does not mark it complete and a rerun of the same
+command redoes it: the cache answers every request that succeeded and only the failed ones are asked again
+(``llm.fail_on_request_errors: false`` finishes instead, the records judged on the answers they got). Every random
+choice (instruction style, solution order, A/B order of each
 vote) is a hash of the seed and the record id, so a rerun, a resume or another worker count makes the same choices.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS
 from themis_rm.data.base import CountingStep, DocumentsPipeline
-from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient
+from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient, LLMRequestsFailed, RequestFailure
 from themis_rm.data.prompts import (
     INSTRUCTION_STYLES,
     TemplateSet,
@@ -25,6 +33,8 @@ from themis_rm.data.prompts import (
 )
 from themis_rm.data.records import pair_input, stable_int
 from themis_rm.errors import ThemisInputError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +79,10 @@ class LLMConfig:
     """Answer cache; default ``<output_dir>/llm_cache``."""
     batch_size: int = 64
     """Records whose requests are sent together."""
+    fail_on_request_errors: bool = True
+    """A task with requests still unanswered after their retries fails at its end (what succeeded is written and
+    cached), so rerunning the same command retries only those. False: the task completes and those records are
+    judged on the answers they got (counted); a rerun then skips the task and never retries them."""
     review: ReviewConfig = field(default_factory=ReviewConfig)
     instruction: InstructionConfig = field(default_factory=InstructionConfig)
     bug: BugConfig = field(default_factory=BugConfig)
@@ -120,6 +134,38 @@ class LLMStep(CountingStep):
                 batch = []
         if batch:
             yield from self._process(batch)
+        self._report_failures(rank)
+
+    def _report_failures(self, rank: int) -> None:
+        """List this task's unanswered requests (or remove a stale list) and fail the task when configured to.
+
+        Raises:
+            LLMRequestsFailed: some requests failed and ``fail_on_request_errors`` is set.
+        """
+        failures = self._client.stats.failures
+        path = self._failures_path(rank)
+        if path is not None and not failures:
+            path.unlink(missing_ok=True)
+        if not failures:
+            return
+        if path is not None:
+            _write_failures(path, failures)
+        where = f"listed in {path}" if path else "no llm.cache_dir, so a rerun asks everything again"
+        summary = f"{self.name} (task {rank}): {len(failures)} requests failed after their retries ({where})"
+        summary += f"; first: {failures[0].error}"
+        if not self.config.fail_on_request_errors:
+            logger.warning("%s; their records were judged without them (llm.fail_on_request_errors is false)", summary)
+            return
+        raise LLMRequestsFailed(
+            f"{summary}. The records before them are written and the answers that succeeded are cached: run the "
+            "same command again to retry only the failed requests, or set llm.fail_on_request_errors: false to "
+            "finish without them"
+        )
+
+    def _failures_path(self, rank: int) -> Path | None:
+        if not self.config.cache_dir:
+            return None
+        return Path(self.config.cache_dir) / "failures" / f"{self.name}.{rank:05d}.jsonl"
 
     def _process(self, batch: list):
         plans = [self.requests(doc) for doc in batch]
@@ -303,6 +349,13 @@ class PairwiseJudgeStep(LLMStep):
         doc.metadata["judge"] = verdicts
         doc.metadata["aspects"] = kept
         return None if kept else "judge_rejected"
+
+
+def _write_failures(path: Path, failures: list[RequestFailure]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for failure in failures:
+            handle.write(json.dumps(asdict(failure), ensure_ascii=False) + "\n")
 
 
 def build_llm_steps(config: LLMConfig) -> list[LLMStep]:
