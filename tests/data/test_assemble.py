@@ -26,7 +26,7 @@ def record(doc_id="r1", aspects=(FC, RE), repo="acme/kv", **meta) -> Document:
 
 
 def build(docs, **options):
-    step = PairBuilder(AssembleConfig(**options))
+    step = PairBuilder(AssembleConfig(**{"prompts": "open", **options}))
     return list(step.run(iter(docs))), step
 
 
@@ -38,11 +38,11 @@ def test_one_pair_per_aspect_plus_the_bug_pair_in_training_schema():
         ("r1:bug", FC, "x = 3\n"),
     ]
     rows = [training_row(None, p) for p in pairs]
-    assert all(set(r) <= {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    assert all(set(r) == {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
     assert {r["input"] for r in rows} == {"Set x to two."} and {r["chosen"] for r in rows} == {"x = 2\n"}
     sampler = PromptSampler(load_prompt_pack("open"), seed=0)
     assert [p.metadata["system"] for p in pairs] == [
-        sampler.sample(p.metadata["aspect"], stable_int(p.id) % 2**62) for p in pairs
+        sampler.sample(p.metadata["aspect"], stable_int(p.id) % 2**62) or "" for p in pairs
     ]
     assert step.stats["pairs"].total == 3
 
@@ -58,7 +58,7 @@ def test_system_prompts_follow_15_60_25():
     kinds = Counter()
     for p in pairs:
         system = p.metadata["system"]
-        if system is None:
+        if system == "":
             kinds["none"] += 1
         elif system == pack.training_prompt((p.metadata["aspect"],)):
             kinds["single"] += 1
@@ -68,7 +68,21 @@ def test_system_prompts_follow_15_60_25():
     shares = {k: v / len(pairs) for k, v in kinds.items()}
     assert abs(shares["none"] - 0.15) < 0.03 and abs(shares["single"] - 0.60) < 0.03
     assert abs(shares["full"] - 0.25) < 0.03
-    assert "system" not in training_row(None, next(p for p in pairs if p.metadata["system"] is None))
+    no_prompt = training_row(None, next(p for p in pairs if p.metadata["system"] == ""))
+    assert no_prompt["system"] == ""  # present and empty: "no system prompt", not "trainer, sample one"
+
+
+def test_default_pack_resolves_like_the_rest_of_the_package(shared_dir, monkeypatch):
+    from themis_rm.errors import PromptPackError
+
+    assert AssembleConfig().prompts is None
+    with pytest.raises(PromptPackError, match="official"):
+        PairBuilder(AssembleConfig())  # offline, nothing cached: fails when the pipeline is built
+    official = shared_dir / "reference" / "themis_system_prompts.json"
+    monkeypatch.setenv("THEMIS_PROMPTS", str(official))
+    (pair,), _ = build([record(aspects=[FC])], prompts=None)
+    expected = PromptSampler(load_prompt_pack(str(official)), seed=0).sample(FC, stable_int(pair.id) % 2**62)
+    assert pair.metadata["system"] == (expected if expected is not None else "")
 
 
 def test_split_is_by_repository():
@@ -90,6 +104,17 @@ def test_chat_length_filter_measures_under_the_chat_template(tmp_path, qwen_toke
     kept = list(step.run(iter(pairs)))
     assert [p.id for p in kept] == ["short:Functional_Correctness"]
     assert step.stats["dropped_too_long"].total == 1
+
+
+def test_chat_length_of_a_no_prompt_pair_has_no_system_turn(tmp_path, qwen_tokenizer):
+    from themis_rm.render import ChatRenderer
+
+    qwen_tokenizer.save_pretrained(tmp_path / "tok")
+    meta = {"system": "", "input": "Fix x", "chosen": "x = 2\n", "rejected": "x = 1\n", "aspect": FC}
+    step = ChatLengthFilter(str(tmp_path / "tok"), max_tokens=2000)
+    list(step.run(iter([Document("x = 2\n", "p", metadata=meta)])))
+    bare = ChatRenderer(qwen_tokenizer).render("Fix x", "x = 2\n", None)
+    assert step.stats["chat_tokens"].total == len(bare.input_ids)
 
 
 def test_decontamination_leaves_zero_overlapping_13grams(shared_dir):

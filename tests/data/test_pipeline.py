@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from themis_rm.data.cli import data_app
 from themis_rm.data.config import config_from_dict, load_config
+from themis_rm.data.llm import LLMRequestsFailed
 from themis_rm.data.pipeline import run_pipeline
 from themis_rm.errors import ThemisInputError
 
@@ -171,7 +173,7 @@ def pipeline_dict(output_dir: Path, repos, benchmark, url=None, workers=1) -> di
     data = {
         "output_dir": str(output_dir),
         "mine": {"repos": repos},
-        "assemble": {"decontam": {"benchmarks": [benchmark]}, "validation_fraction": 0.34},
+        "assemble": {"decontam": {"benchmarks": [benchmark]}, "validation_fraction": 0.34, "prompts": "open"},
         "executor": {"tasks": 2, "workers": workers},
     }
     if url:
@@ -189,20 +191,105 @@ def read_pairs(output_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(output_dir)): p.read_bytes() for p in sorted((output_dir / "pairs").rglob("*.jsonl"))}
 
 
-def test_every_stage_counts_what_it_keeps_and_drops(tmp_path, corpus, llm_server, qwen_tokenizer):
+ALGO0 = "".join(
+    f"def task_{i}(queue):\n    items = sorted(queue)\n    return items[{i}] if len(items) > {i} else None\n\n\n"
+    for i in range(12)
+)
+ALGO1 = "import heapq\n\n\n" + "".join(
+    f"def task_{i}(queue):\n    smallest = heapq.nsmallest({i + 1}, queue)\n"
+    f"    return smallest[-1] if len(smallest) > {i} else None\n\n\n"
+    for i in range(12)
+)
+ALGO1_TWEAKED = ALGO1.replace("def task_7(queue):", "def task_7(jobs):")  # one word: a near-duplicate change
+TABLE0 = "TABLE = [\n" + "".join(f"    {i * 7919 % 100003},\n" for i in range(1500)) + "]\n"
+TABLE1 = TABLE0.replace("TABLE = [", "TABLE = tuple([").replace("\n]\n", "\n])\n")
+
+
+@pytest.fixture
+def wide_corpus(tmp_path, corpus, make_repo):
+    """The corpus plus repositories that exercise the allowlists, token limits and near-duplicates, all listed in
+    a repos file with licences; returns (repos file, allowlist, benchmark)."""
     repos, benchmark = corpus
+    root = tmp_path / "repos"
+    algo = make_repo("algo", root=root)
+    algo.commit({"sched.py": ALGO0}, "Initial commit", date="2018-05-01T00:00:00+00:00")  # root_commit
+    algo.commit({"sched.py": ALGO1}, "Make the scheduler faster with a heap", date="2018-05-02T00:00:00+00:00")  # RE
+    mirror = make_repo("algo-mirror", root=root)
+    mirror.commit({"sched.py": ALGO0}, "Initial commit", date="2018-06-01T00:00:00+00:00")  # root_commit
+    mirror.commit({"sched.py": ALGO1_TWEAKED}, "Faster scheduler", date="2018-06-02T00:00:00+00:00")  # near dup
+    edge = make_repo("edge", root=root)
+    edge.commit({"tiny.py": "x = 1\n", "table.py": TABLE0}, "Initial commit")  # root_commit
+    edge.commit({"tiny.py": "x = 2\n"}, "Fix crash in the tiny module")  # too_few_tokens
+    edge.commit({"table.py": TABLE1}, "Fix crash when the table is mutated")  # too_many_tokens
+    stranger = make_repo("stranger", root=root)
+    stranger.commit({"a.py": V0}, "Initial commit")  # root_commit
+    stranger.commit({"a.py": V1}, "Fix crash on empty input for strangers")  # repo_allowlist
+    gpl = make_repo("gpl", root=root)
+    gpl.commit({"a.py": V0}, "Initial commit")  # root_commit
+    gpl.commit({"a.py": V1}, "Fix crash on empty input under the GPL")  # license
+    names = ["acme/pyrepo", "acme/jsrepo", "fork/pyrepo", "acme/gorepo"]
+    licences = ["mit", "mit", "", "apache-2.0"]  # the fork's licence is unknown: kept and counted
+    lines = [f"{path}\t{name}\t{lic}" for path, name, lic in zip(repos, names, licences, strict=True)]
+    extra = [(algo, "acme/algo", "mit"), (mirror, "beta/algo", "mit"), (edge, "acme/edge", "mit")]
+    extra += [(stranger, "someone/else", "mit"), (gpl, "acme/gpl", "gpl-3.0")]
+    lines += [f"{repo.path}\t{name}\t{lic}" for repo, name, lic in extra]
+    repos_file = tmp_path / "repos.txt"
+    repos_file.write_text("\n".join(lines) + "\n")
+    allowlist = tmp_path / "allow.json"
+    allowed = [*names, "acme/algo", "beta/algo", "acme/edge", "acme/gpl"]
+    allowlist.write_text(json.dumps([n.upper() if n == "acme/gpl" else n for n in allowed]))  # case-insensitive
+    return str(repos_file), str(allowlist), benchmark
+
+
+def flaky_judge(reply, marker: str):
+    """``reply``, except that judge prompts containing ``marker`` get a 500 while ``wrapped.down`` is True."""
+
+    def wrapped(prompt: str, attempt: int):
+        failing = wrapped.down and "[RESPONSE A]" in prompt and marker in prompt
+        return (500, None) if failing else reply(prompt, attempt)
+
+    wrapped.down = True
+    return wrapped
+
+
+def asks(server, marked: bool) -> Counter:
+    """Requests by (prompt, seed), only those whose judge prompt has the Go fix (``marked``) or only the others."""
+    keys = ((b["messages"][-1]["content"], b["seed"]) for b in server.bodies)
+    return Counter(k for k in keys if ("[RESPONSE A]" in k[0] and "seen[x]" in k[0]) is marked)
+
+
+def test_every_stage_counts_what_it_keeps_and_drops(tmp_path, wide_corpus, llm_server, qwen_tokenizer, shared_dir):
+    repos_file, allowlist, benchmark = wide_corpus
     out = tmp_path / "out"
-    server, url = llm_server(oracle_judge(out))
+    # The endpoint fails the Go record's judge votes during the first run: that task fails at its end.
+    reply = flaky_judge(oracle_judge(out), "seen[x]")
+    server, url = llm_server(reply)
     qwen_tokenizer.save_pretrained(tmp_path / "tok")
-    data = pipeline_dict(out, repos, benchmark, url)
+    data = pipeline_dict(out, [], benchmark, url)
+    data["mine"] = {"repos_file": repos_file}
+    data["filters"] = {
+        "repo_allowlist": [allowlist],
+        "license_allowlist": ["mit", "apache-2.0"],
+        "token_length": {"tokenizer": str(tmp_path / "tok"), "min_tokens": 8, "max_tokens": 4000},
+    }
     data["assemble"] |= {"tokenizer": str(tmp_path / "tok"), "max_tokens": 4096}
-    summary = run_pipeline(config_from_dict(data))
+    data["assemble"]["prompts"] = str(shared_dir / "reference" / "themis_system_prompts.json")
+    with pytest.raises(LLMRequestsFailed, match=r"llm_judge \(task \d\): 4 requests failed"):
+        run_pipeline(config_from_dict(data))
+    failed = asks(server, True)  # 4 votes, each retried (up to 1 ask + 4 retries reach the server)
+    assert len(failed) == 4 and min(failed.values()) > 1
+    first_run = asks(server, False)
+    reply.down = False
+    summary = run_pipeline(config_from_dict(data))  # the rerun finishes the failed task
+    assert asks(server, True) == {key: n + 1 for key, n in failed.items()}  # each failed vote is asked once more
+    assert set(asks(server, False).values()) == {1} and set(first_run) <= set(asks(server, False))  # cached
 
     mine = summary.stage("mine_git")
     # In-place modifications: pyrepo 8 (FC, RE, blocklisted, RM, null-pointer FC from the merged branch, no aspect,
-    # unparseable, leak), jsrepo 3, fork 1, gorepo 1 = 13; plus 13 commits dropped = 26.
+    # unparseable, leak), jsrepo 3, fork 1, gorepo 1, algo 1, mirror 1, edge 2, stranger 1, gpl 1 = 19; plus 18
+    # commits dropped (9 root commits) = 37.
     assert mine.dropped == {
-        "root_commit": 4,
+        "root_commit": 9,
         "merge": 1,
         "rename": 1,
         "multi_file": 1,
@@ -210,28 +297,35 @@ def test_every_stage_counts_what_it_keeps_and_drops(tmp_path, corpus, llm_server
         "binary": 1,
         "language": 1,
     }
-    assert mine.forwarded == 13 and mine.total == 26
+    assert mine.forwarded == 19 and mine.total == 37
     assert summary.stage("message").dropped == {"message_blocklist": 1}
+    assert summary.stage("repo_allowlist").dropped == {"repo_allowlist": 1}
+    license_stage = summary.stage("license_allowlist")
+    assert license_stage.dropped == {"license": 1} and license_stage.other == {"license_unknown": 1}
+    assert summary.stage("token_length").dropped == {"too_few_tokens": 1, "too_many_tokens": 1}
     assert summary.stage("ast_depth").dropped == {"unparseable": 1}
     assert summary.stage("aspects").dropped == {"no_aspect": 2}
-    assert summary.stage("aspects").forwarded == 9  # dark mode and the click helper match no term
-    assert summary.stage("dedup").dropped == {"exact_duplicate": 1}
+    assert summary.stage("aspects").forwarded == 11  # dark mode and the click helper match no term
+    assert summary.stage("dedup").dropped == {"exact_duplicate": 1, "near_duplicate": 1}
     review, judge = summary.stage("llm_review"), summary.stage("llm_judge")
-    assert (review.total, review.forwarded, judge.total, judge.forwarded) == (8, 8, 8, 8)
-    assert review.other["llm_requests"] == 9  # 8 records, the XSS fix has two aspects (SH and RM: "comments")
-    assert judge.other["llm_requests"] == 9 * 4  # 9 (record, aspect) pairs x 4 votes
+    assert (review.total, review.forwarded, judge.total, judge.forwarded) == (9, 9, 9, 9)
+    assert review.other["llm_requests"] == 10  # 9 records, the XSS fix has two aspects (SH and RM: "comments")
+    assert judge.other["llm_requests"] == 10 * 4  # 10 (record, aspect) pairs x 4 votes
     assert summary.stage("llm_bug").other["llm_requests"] == 3  # the three Functional_Correctness records
     assert summary.stage("decontaminate").dropped == {"contaminated": 1}
-    # 7 records left: pyrepo FC, RE, RM, null-pointer FC; jsrepo SH+RM, ME; gorepo RE -> 8 aspect pairs + 2 bug pairs
-    assert summary.stage("pairs").other["pairs"] == 10
+    # 8 records left: pyrepo FC, RE, RM, null-pointer FC; jsrepo SH+RM, ME; gorepo RE; algo RE -> 9 aspect pairs
+    # + 2 bug pairs
+    assert summary.stage("pairs").other["pairs"] == 11
     assert summary.stage("chat_length").dropped == {}
-    assert sum(summary.pairs.values()) == 10
+    assert sum(summary.pairs.values()) == 11
 
     rows = [json.loads(line) for p in (out / "pairs").rglob("*.jsonl") for line in p.open()]
     assert {r["input"] for r in rows} == {"Implement the described behaviour."}
-    assert all(set(r) <= {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    assert all(set(r) == {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    assert all(isinstance(r["system"], str) for r in rows)  # "" for the pairs drawn without a prompt
     assert sorted(r["aspect"] for r in rows).count("Functional_Correctness") == 4
     assert json.loads((out / "summary.json").read_text())["pairs"] == summary.pairs
+    assert not list((out / "llm_cache" / "failures").glob("*.jsonl"))
 
     asked = len(server.bodies)
     again = run_pipeline(config_from_dict(data))  # resume: every task is complete, nothing is asked again
@@ -258,8 +352,42 @@ def test_cli_runs_a_yaml_config_and_prints_the_summary(tmp_path, corpus):
     assert (tmp_path / "out" / "pairs" / "train").is_dir() or (tmp_path / "out" / "pairs" / "validation").is_dir()
     result = CliRunner().invoke(data_app, ["mine", *repos, "--output-dir", str(tmp_path / "mined")])
     assert result.exit_code == 0, result.output
+    assert "message_blocklist: 1" in result.output  # mine applies the message rules of run
     rows = [json.loads(line) for p in (tmp_path / "mined" / "records").glob("*.jsonl") for line in p.open()]
-    assert len(rows) == 13 and {"repo", "commit", "date", "message", "path", "language", "diff"} <= set(rows[0])
+    assert len(rows) == 12 and {"repo", "commit", "date", "message", "path", "language", "diff"} <= set(rows[0])
+
+
+def test_mine_applies_the_message_rules_of_run_counted_per_reason(tmp_path, corpus):
+    from themis_rm.data.pipeline import run_mine
+
+    repos, _ = corpus
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("re:plug .*\n")
+    rules = {"max_chars": 30, "blocklist": str(blocklist)}
+    config = config_from_dict(
+        {"output_dir": str(tmp_path / "m"), "mine": {"repos": repos}, "filters": {"message": rules}}
+    )
+    summary = run_mine(config)
+    # 13 mined; under 30 characters: "Minor changes." and "Fix crash on empty input list" (pyrepo and the fork)
+    assert summary.stage("mine_git").forwarded == 13
+    assert summary.stage("message").dropped == {"message_length": 10}
+    assert summary.stage("message").forwarded == 3  # our blocklist is replaced: "Minor changes." is kept now
+    config.filters.message.max_chars = 15000
+    config.output_dir = str(tmp_path / "m2")
+    assert run_mine(config).stage("message").dropped == {"message_blocklist": 1}  # "Plug memory leak ..."
+
+
+def test_terms_dir_flag_sets_aspects_terms_dir(tmp_path, corpus, shared_dir):
+    repos, benchmark = corpus
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(json.dumps(pipeline_dict(tmp_path / "out", repos, benchmark)))
+    missing = CliRunner().invoke(data_app, ["run", "--config", str(config), "--terms-dir", str(tmp_path / "nope")])
+    output = " ".join(missing.output.split())  # rich wraps long lines
+    assert missing.exit_code == 2 and f"aspects.terms_dir {tmp_path / 'nope'} is not a directory" in output
+    terms = shared_dir / "reference" / "commit_mining_terms"
+    result = CliRunner().invoke(data_app, ["run", "--config", str(config), "--terms-dir", str(terms)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["aspects"]["terms_dir"] == str(terms)
 
 
 def test_config_errors_are_collected_with_their_yaml_paths(tmp_path):

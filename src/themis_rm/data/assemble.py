@@ -1,6 +1,6 @@
 """Assembly: records -> training pairs with criteria system prompts, a chat-template length limit and a split.
 
-One output row (the schema ``themis train`` reads; ``system`` is absent for the 15% drawn without a prompt)::
+One output row (the schema ``themis train`` reads)::
 
     {"id": "3f1c0a9b2e7d4c11:Runtime_Efficiency", "system": "You are ...", "input": "Speed up ...",
      "chosen": "<new file>", "rejected": "<old file>", "aspect": "Runtime_Efficiency", "language": "Python"}
@@ -9,6 +9,10 @@ A record yields one pair per aspect it still carries, plus a Functional_Correctn
 when the bug stage wrote one. System prompts come from :class:`themis_rm.criteria.PromptSampler` (15% none / 60%
 the pair's criterion / 25% all five shuffled) keyed by the row id, so they do not depend on order or workers. The
 split hashes the repository name: a repository is entirely in ``train`` or entirely in ``validation``.
+
+``system`` is always written, because the training schema gives absence a meaning: a row without ``system`` (or
+with ``null``) asks the trainer to sample a criteria prompt itself, while ``"system": ""`` means "no system prompt".
+The 15% drawn without a prompt are therefore written as ``""``; dropping the key would let the trainer give them one.
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ from themis_rm.pairs import ScoreRequest
 
 SPLITS = ("train", "validation")
 OUTPUT_FIELDS = ("id", "system", "input", "chosen", "rejected", "aspect", "language")
+NO_SYSTEM_PROMPT = ""
+"""``system`` of a pair drawn without a prompt: present and empty (absent or null means "trainer, sample one")."""
 
 
 @dataclass
 class AssembleConfig:
     """How pairs are built and where they go."""
 
-    prompts: str = "open"
-    """Prompt pack: ``official``, ``open`` or a file (see ``themis criteria``)."""
+    prompts: str | None = None
+    """Prompt pack: None resolves like the rest of themis-rm (``$THEMIS_PROMPTS``, then ``official`` from the cache,
+    fetched once when online); ``official``, ``open`` (our wording, always available) or a JSON/TOML file."""
     seed: int = 0
     """Seed of the system-prompt draw and of the split."""
     validation_fraction: float = 0.05
@@ -64,14 +71,18 @@ class PairBuilder(CountingStep):
     name = "pairs"
 
     def __init__(self, config: AssembleConfig) -> None:
-        super().__init__()
-        self.config = config
-        self._sampler: PromptSampler | None = None
+        """Resolves the prompt pack now, so a missing official pack fails when the pipeline is built, not after mining.
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        Raises:
+            PromptPackError: the pack cannot be found (offline and not cached); the message says how to get it.
+        """
         from themis_rm.packs import load_prompt_pack
 
-        self._sampler = PromptSampler(load_prompt_pack(self.config.prompts), seed=self.config.seed)
+        super().__init__()
+        self.config = config
+        self._sampler = PromptSampler(load_prompt_pack(config.prompts), seed=config.seed)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for doc in data:
             pairs = list(self.pairs(doc))
             self.count("forwarded" if pairs else "no_aspect")
@@ -89,7 +100,8 @@ class PairBuilder(CountingStep):
         for aspect, worse, tag in rejected:
             pair_id = f"{doc.id}:{tag}"
             system = self._sampler.sample(aspect, stable_int(pair_id) % 2**62)
-            row = {"system": system, "input": prompt, "chosen": doc.text, "rejected": worse, "aspect": aspect}
+            row = {"system": NO_SYSTEM_PROMPT if system is None else system}
+            row |= {"input": prompt, "chosen": doc.text, "rejected": worse, "aspect": aspect}
             row |= {"language": meta.get("language"), "repo": meta["repo"], "split": split}
             yield Document(text=doc.text, id=pair_id, metadata=row)
 
@@ -112,19 +124,17 @@ class ChatLengthFilter(BaseFilter):
 
             self._renderer = ChatRenderer(load_tokenizer(self.tokenizer))
         meta = doc.metadata
-        requests = [ScoreRequest(meta["input"], meta[side], meta["system"]) for side in ("chosen", "rejected")]
+        system = meta["system"] or None  # "" is no system turn at all, as the trainer renders it
+        requests = [ScoreRequest(meta["input"], meta[side], system) for side in ("chosen", "rejected")]
         lengths = [len(seq.input_ids) for seq in self._renderer.render_many(requests)]
         self.stat_update("chat_tokens", value=max(lengths))
         return max(lengths) <= self.max_tokens or (False, "too_long")
 
 
 def training_row(_writer, document) -> dict[str, Any]:
-    """Adapter for the output ``JsonlWriter``: the training schema, ``system`` only when there is one."""
+    """Adapter for the output ``JsonlWriter``: the training schema, ``system`` always present (``""``: none)."""
     meta = document.metadata
-    row = {"id": document.id, **{name: meta.get(name) for name in OUTPUT_FIELDS[1:]}}
-    if row["system"] is None:
-        del row["system"]
-    return row
+    return {"id": document.id, **{name: meta.get(name) for name in OUTPUT_FIELDS[1:]}}
 
 
 def pair_writer(folder: str):

@@ -77,14 +77,20 @@ def mine(
     extension_map: Annotated[Path | None, typer.Option(help='JSON {"Language": [".ext"]} merged over ours.')] = None,
     max_bytes: Annotated[int, typer.Option(help="Largest accepted file version.")] = 200_000,
     rev: Annotated[str, typer.Option(help="Revision to mine in local repositories.")] = "HEAD",
+    message_min_chars: Annotated[int, typer.Option(help="filters.message.min_chars: keep longer messages.")] = 10,
+    message_max_chars: Annotated[int, typer.Option(help="filters.message.max_chars: keep shorter messages.")] = 15000,
+    message_blocklist: Annotated[
+        Path | None, typer.Option(help="filters.message.blocklist: low-signal subjects (default: ours).")
+    ] = None,
     tasks: Annotated[int, typer.Option(help="Shards (repositories are dealt round-robin).")] = 1,
     workers: Annotated[int, typer.Option(help="Tasks run at once.")] = 1,
 ) -> None:
-    """Mine single-file, in-place modification commits (no filters, labels or dedup)."""
+    """Mine single-file, in-place modification commits, with the message rules of `data run` (no other filters)."""
     from themis_rm.cli import _friendly_errors
 
     with _friendly_errors():
         from themis_rm.data.config import ExecutorConfig, PipelineConfig
+        from themis_rm.data.filters import FilterConfig, MessageRules
         from themis_rm.data.mine import MineConfig
         from themis_rm.data.pipeline import run_mine
 
@@ -100,8 +106,13 @@ def mine(
             rev=rev,
             **({"languages": [x.strip() for x in languages.split(",") if x.strip()]} if languages else {}),
         )
+        blocklist = str(message_blocklist) if message_blocklist else None
+        rules = MessageRules(message_min_chars, message_max_chars, blocklist)
         config = PipelineConfig(
-            str(output_dir), mine=mine_config, executor=ExecutorConfig(tasks=tasks, workers=workers)
+            str(output_dir),
+            mine=mine_config,
+            filters=FilterConfig(message=rules),
+            executor=ExecutorConfig(tasks=tasks, workers=workers),
         )
     _print_summary(_run_with_progress(run_mine, config))
 
@@ -112,6 +123,10 @@ def run(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Overrides output_dir.")] = None,
     tasks: Annotated[int | None, typer.Option(help="Overrides executor.tasks.")] = None,
     workers: Annotated[int | None, typer.Option(help="Overrides executor.workers.")] = None,
+    terms_dir: Annotated[
+        Path | None,
+        typer.Option(help="Overrides aspects.terms_dir: term lists (<Criterion>.txt, or the authors' *.list)."),
+    ] = None,
 ) -> None:
     """Run the whole pipeline; finished tasks are skipped on a rerun, LLM answers come from the cache."""
     from themis_rm.cli import _friendly_errors
@@ -120,6 +135,7 @@ def run(
         "output_dir": str(output_dir.resolve()) if output_dir else None,
         "executor.tasks": tasks,
         "executor.workers": workers,
+        "aspects.terms_dir": str(terms_dir.resolve()) if terms_dir else None,
     }
     with _friendly_errors():
         from themis_rm.data.config import load_config

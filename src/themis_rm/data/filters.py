@@ -171,7 +171,10 @@ def load_tokenizer(name: str):
 
 @dataclass
 class FilterConfig:
-    """Which record filters run, in this order: message, repository, licence, token length, AST depth."""
+    """Which record filters run, in this order: message, repository, licence, token length, AST depth.
+
+    The message rules run right after mining (in ``themis data mine`` too); the others only in ``themis data run``.
+    """
 
     message: MessageRules = field(default_factory=MessageRules)
     repo_allowlist: list[str] = field(default_factory=list)
@@ -185,10 +188,14 @@ class FilterConfig:
 
 
 def build_filters(config: FilterConfig) -> list:
-    """The filter steps ``config`` asks for, in pipeline order."""
+    """The record filters after the message rules, in pipeline order (repository, licence, tokens, AST depth).
+
+    The message filter is not here: it belongs to the mining steps (:func:`themis_rm.data.pipeline.mine_steps`), so
+    ``themis data mine`` and ``themis data run`` apply the same rules through one code path.
+    """
     from themis_rm.data.syntax import AstDepthFilter
 
-    steps: list = [CommitMessageFilter(config.message)]
+    steps: list = []
     if config.repo_allowlist:
         steps.append(RepoAllowlistFilter(config.repo_allowlist))
     if config.license_allowlist:

@@ -2,7 +2,7 @@
 
 Three phases, each a plain list of steps (so the same lists run on datatrove's local, Slurm or Ray executor):
 
-1. ``mine`` (N tasks): mine -> message/allowlist/token/AST filters -> aspect labels -> dedup signatures ->
+1. ``mine`` (N tasks): mine -> message rules -> allowlist/token/AST filters -> aspect labels -> dedup signatures ->
    ``work/records/<rank>.jsonl``.
 2. ``dedup`` (1 task): duplicate clusters over every task's signatures -> ``work/dedup/duplicates.jsonl``.
 3. ``assemble`` (N tasks): records -> dedup filter -> LLM stages -> decontamination -> pairs -> chat-length
@@ -26,7 +26,7 @@ from themis_rm.data.assemble import ChatLengthFilter, PairBuilder, pair_writer
 from themis_rm.data.config import PipelineConfig
 from themis_rm.data.decontam import DecontaminationFilter
 from themis_rm.data.dedup import DedupClusters, DedupFilter, DedupSignatures
-from themis_rm.data.filters import build_filters
+from themis_rm.data.filters import CommitMessageFilter, build_filters
 from themis_rm.data.git import is_repository
 from themis_rm.data.llm_steps import build_llm_steps
 from themis_rm.data.sources import ExportReader, GitRepoReader, record_reader, record_writer
@@ -53,12 +53,7 @@ def build_pipeline(config: PipelineConfig) -> list[Phase]:
     tasks = config.executor.tasks
     check_sources(config)
     dedup = config.dedup.exact or config.dedup.near
-    mine: list = []
-    if config.mine.repos or config.mine.repos_file:
-        mine.append(GitRepoReader(config.mine))
-    if config.mine.bigquery:
-        mine.append(ExportReader(config.mine))
-    mine += build_filters(config.filters)
+    mine = mine_steps(config) + build_filters(config.filters)
     mine.append(AspectLabeler(config.aspects))
     if dedup:
         mine.append(DedupSignatures(str(work / "dedup"), config.dedup))
@@ -80,6 +75,17 @@ def build_pipeline(config: PipelineConfig) -> list[Phase]:
     assemble.append(pair_writer(str(out / "pairs")))
     phases.append(Phase("assemble", assemble, tasks))
     return phases
+
+
+def mine_steps(config: PipelineConfig) -> list:
+    """Readers of every configured source, then the commit-message rules: the one mining path of ``data mine`` and
+    ``data run``, so both keep exactly the same commits and count the same ``dropped_message_*`` reasons."""
+    steps: list = []
+    if config.mine.repos or config.mine.repos_file:
+        steps.append(GitRepoReader(config.mine))
+    if config.mine.bigquery:
+        steps.append(ExportReader(config.mine))
+    return [*steps, CommitMessageFilter(config.filters.message)]
 
 
 def check_sources(config: PipelineConfig) -> None:
@@ -145,14 +151,10 @@ def run_pipeline(config: PipelineConfig, on_phase: PhaseCallback | None = None) 
 
 
 def run_mine(config: PipelineConfig, on_phase: PhaseCallback | None = None) -> PipelineSummary:
-    """Only the mining step (no filters, labels or dedup): records to ``<output_dir>/records/<rank>.jsonl``."""
-    readers: list = []
-    if config.mine.repos or config.mine.repos_file:
-        readers.append(GitRepoReader(config.mine))
-    if config.mine.bigquery:
-        readers.append(ExportReader(config.mine))
+    """Only mining and the message rules (no other filters, labels or dedup): ``<output_dir>/records/<rank>.jsonl``."""
     check_sources(config)
-    phase = Phase("mine", [*readers, record_writer(str(Path(config.output_dir) / "records"))], config.executor.tasks)
+    records = record_writer(str(Path(config.output_dir) / "records"))
+    phase = Phase("mine", [*mine_steps(config), records], config.executor.tasks)
     if on_phase is not None:
         on_phase(phase.name, 0, 1)
     make_executor(config, phase).run()
