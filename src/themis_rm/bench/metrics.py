@@ -95,8 +95,8 @@ def read_scores_parquet(path: str | Path) -> pd.DataFrame:
 
 
 def tie_count(df: pd.DataFrame) -> int:
-    """Count exact ``chosen == rejected`` pairs: the reference scores them wrong and never reports them."""
-    return int((df["chosen_score"] == df["rejected_score"]).sum())
+    """Count exact ``chosen == rejected`` pairs (both finite): the reference scores them wrong, never reports them."""
+    return int(_tie_pairs(df).sum())
 
 
 def nan_count(df: pd.DataFrame) -> int:
@@ -118,8 +118,9 @@ def compile_results(df: pd.DataFrame, ties: str = "wrong") -> dict[str, Any]:
 
     Args:
         df: A scores table as built by :func:`scores_frame` or read by :func:`read_scores_parquet`.
-        ties: ``"wrong"`` counts ties and NaN pairs as incorrect; ``"half"`` gives them 0.5 in every accuracy
-            (``correct_predictions`` still counts strict wins, so it stays an integer).
+        ties: ``"wrong"`` counts ties as incorrect; ``"half"`` gives a true tie (both scores finite and equal)
+            0.5 in every accuracy (``correct_predictions`` still counts strict wins, so it stays an integer).
+            A pair with a NaN score is wrong under every policy: a failed parse must not earn credit.
 
     Returns:
         ``{"overall", "by_aspect", "by_language", "by_subset"}`` (plus ``"parse_failures"`` for R3-style
@@ -165,12 +166,21 @@ def _nan_pairs(df: pd.DataFrame) -> pd.Series:
     return df["chosen_score"].isna() | df["rejected_score"].isna()
 
 
+def _tie_pairs(df: pd.DataFrame) -> pd.Series:
+    """Pairs whose two scores are finite and equal; NaN never equals anything, and inf == inf is no real tie."""
+    chosen = df["chosen_score"]
+    return (chosen == df["rejected_score"]) & np.isfinite(chosen.to_numpy(dtype=np.float64))
+
+
 def pair_credit(df: pd.DataFrame, ties: str) -> pd.Series:
-    """Per-pair credit in [0, 1] (float64): the reference ``correct``; ties and NaN pairs 0.5 under "half"."""
+    """Per-pair credit in [0, 1] (float64): the reference ``correct``, plus 0.5 for a true tie under "half".
+
+    A NaN pair keeps 0 under both policies (it is counted by :func:`nan_count` instead): giving a failed judge
+    parse half credit would reward a judge for not answering.
+    """
     credit = df["correct"].astype("float64")
     if ties == "half":
-        undecided = (df["chosen_score"] == df["rejected_score"]) | _nan_pairs(df)
-        credit = credit.mask(undecided, 0.5)
+        credit = credit.mask(_tie_pairs(df), 0.5)
     return credit
 
 

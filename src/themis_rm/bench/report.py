@@ -414,7 +414,8 @@ def _method_note(n_bootstrap: int, seed: int) -> str:
     return (
         f"Accuracy is the run's own results.json value; brackets give a 95% percentile-bootstrap CI over pairs "
         f"({n_bootstrap} resamples, seed {seed}). Ties: pairs with chosen == rejected; NaN: pairs with a missing "
-        f"score. Both count as wrong unless the run's tie policy (run.json 'ties') is 'half'."
+        f"score. Both count as wrong, except that a tie earns 0.5 when the run's tie policy (run.json 'ties') is "
+        f"'half'; a NaN pair is wrong under every policy."
     )
 
 
