@@ -209,7 +209,8 @@ def score(
         summary = run_score(config, on_loaded=set_total, progress=advance)
     console.print(
         f"scored {summary.rows} rows ({summary.sequences} sequences) in {summary.seconds:.1f} s: "
-        f"{summary.rows_per_s:.1f} rows/s; truncated {summary.truncated}, skipped {summary.skipped} "
+        f"{summary.rows_per_s:.1f} rows/s; truncated {summary.truncated} (prompt cut in {summary.prompt_truncated}), "
+        f"skipped {summary.skipped} "
         f"-> {summary.output}"
     )
 
@@ -261,6 +262,22 @@ def bench(
     judge_parser: Annotated[str, typer.Option(help="--adapter judge: boxed, json or last_number.")] = "boxed",
     judge_template: Annotated[str | None, typer.Option(help="--adapter judge: str.format template file.")] = None,
     judge_concurrency: Annotated[int, typer.Option(help="--adapter judge: requests in flight.")] = 8,
+    judge_temperature: Annotated[
+        float, typer.Option(help="--adapter judge: sampling temperature; 0 for reproducible scores.")
+    ] = 0.0,
+    judge_seed: Annotated[
+        int | None, typer.Option(help="--adapter judge: the request's seed (vLLM honours it per request).")
+    ] = 0,
+    judge_max_tokens: Annotated[
+        int, typer.Option(help="--adapter judge: generation cap; too low cuts the answer before its score.")
+    ] = 2048,
+    judge_score_range: Annotated[
+        str,
+        typer.Option(
+            help="--adapter judge: valid scores 'LOW,HIGH' inclusive (e.g. '0,10' for a 0-10 judge), or 'none'; "
+            "a score outside is NaN and counted."
+        ),
+    ] = "1,10",
     perturb: Annotated[
         str | None,
         typer.Option(
@@ -306,6 +323,10 @@ def bench(
         judge_parser=judge_parser,
         judge_template=judge_template,
         judge_concurrency=judge_concurrency,
+        judge_temperature=judge_temperature,
+        judge_seed=judge_seed,
+        judge_max_tokens=judge_max_tokens,
+        judge_score_range=judge_score_range,
         perturb=tuple(perturb.split(",")) if perturb else (),
         seed=seed,
     )
@@ -314,7 +335,8 @@ def bench(
     overall, run = result.results["overall"], result.run
     console.print(
         f"accuracy {overall['accuracy']:.2%} over {overall['total_examples']} pairs "
-        f"(ties {run['n_ties']}, NaN {run['n_nan']}, truncated {run['n_truncated_pairs']}, "
+        f"(ties {run['n_ties']}, NaN {run['n_nan']}, truncated {run['n_truncated_pairs']} "
+        f"(prompt cut in {run['n_prompt_truncated_pairs']}), "
         f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
     )
     _wide_console().print(_accuracy_table(result.results))

@@ -178,6 +178,7 @@ def load_pairs(
     *,
     skip_invalid: bool = False,
     resolve_aspect: Callable[[str], str] | None = None,
+    aspect_required_by: str | None = None,
     **read_options,
 ) -> LoadedRows:
     """Read and validate preference pairs.
@@ -185,6 +186,9 @@ def load_pairs(
     Args:
         resolve_aspect: maps an aspect name to its canonical criterion key and raises for unknown ones
             (e.g. a prompt pack's single-criterion lookup); None keeps aspects as given.
+        aspect_required_by: the option that needs every row's aspect and how to do without it (e.g.
+            ``"--prompts-mode aspect needs ...; use --prompts-mode full/none or add the field"``); a row without
+            an aspect then fails with it, instead of being scored silently with no criterion. None: optional.
     """
     fields = fields or FieldMap()
 
@@ -198,7 +202,7 @@ def load_pairs(
             prompt=v.prompt(fields.prompt, fallback=chosen_context or rejected_context or None),
             chosen=chosen,
             rejected=rejected,
-            aspect=_aspect(v, fields.aspect, resolve_aspect),
+            aspect=_aspect(v, fields, resolve_aspect, aspect_required_by),
             language=v.text(fields.language, required=False),
             subset=v.text(fields.subset, required=False),
         )
@@ -212,9 +216,10 @@ def load_responses(
     *,
     skip_invalid: bool = False,
     resolve_aspect: Callable[[str], str] | None = None,
+    aspect_required_by: str | None = None,
     **read_options,
 ) -> LoadedRows:
-    """Read and validate single responses to score (``prompt`` + ``response`` columns)."""
+    """Read and validate single responses (``prompt`` + ``response`` columns); options as in :func:`load_pairs`."""
     fields = fields or FieldMap()
 
     def parse(v: RowValidator) -> ResponseRow:
@@ -223,14 +228,19 @@ def load_responses(
             id=v.row_id(fields.id),
             prompt=v.prompt(fields.prompt, fallback=context or None),
             response=response,
-            aspect=_aspect(v, fields.aspect, resolve_aspect),
+            aspect=_aspect(v, fields, resolve_aspect, aspect_required_by),
         )
 
     return load_rows(source, parse, skip_invalid, **read_options)
 
 
-def _aspect(v: RowValidator, field_name: str, resolve: Callable[[str], str] | None) -> str | None:
+def _aspect(
+    v: RowValidator, fields: FieldMap, resolve: Callable[[str], str] | None, required_by: str | None
+) -> str | None:
+    field_name = fields.aspect
     aspect = v.text(field_name, required=False)
+    if aspect is None and required_by:
+        raise v.fail(field_name, f"is missing (id {v.row_id(fields.id)!r}); {required_by}")
     if aspect is None or resolve is None:
         return aspect
     try:

@@ -72,3 +72,109 @@ def test_judge_adapter_without_url_is_refused(tmp_path):
     )
     with pytest.raises(ThemisInputError, match="--judge-url"):
         run_bench(config)
+
+
+def _judge_config(tmp_path, base_url, official_prompts_path, **overrides) -> BenchConfig:
+    fields = dict(
+        model="judge-tiny",
+        data=str(_pairs_file(tmp_path)),
+        output=tmp_path / "run",
+        adapter="judge",
+        judge_url=base_url,
+        prompts=str(official_prompts_path),
+        judge_concurrency=2,
+        chunk_pairs=1,
+    )
+    return BenchConfig(**(fields | overrides))
+
+
+def _raw_lines(output) -> list[dict]:
+    return [json.loads(line) for line in (output / "judge_raw.jsonl").read_text().splitlines()]
+
+
+def test_resumed_judge_run_keeps_exactly_one_raw_answer_per_pair_and_side(
+    judge_server, tmp_path, official_prompts_path
+):
+    _, base_url = judge_server
+    config = _judge_config(tmp_path, base_url, official_prompts_path)
+    run_bench(config)
+    # A kill after the judge answered chunks 2 and 3 but before their scores were checkpointed looks like this:
+    partial = config.output / "scores.partial.jsonl"
+    partial.write_text(partial.read_text().splitlines(keepends=True)[0])
+    resumed = run_bench(config)
+    raw = _raw_lines(config.output)
+    keys = [(r["id"], r["side"]) for r in raw]
+    assert len(keys) == len(set(keys)) == 6, "every pair and side exactly once"
+    assert {r["variant"] for r in raw} == {"clean"}
+    assert resumed.run["resumed_pairs"] == 1 and resumed.run["work"]["raw_dropped_on_resume"] == 4
+    scores = read_scores_parquet(config.output / "scores.parquet")
+    by_key = {(r["id"], r["side"]): r["reward"] for r in raw}
+    assert by_key[("win", "chosen")] == scores.loc["win", "chosen_score"] == 8.5
+
+
+def test_perturbed_judge_answers_are_tagged_with_their_kind_and_rerun_whole_on_resume(
+    judge_server, tmp_path, official_prompts_path
+):
+    _, base_url = judge_server
+    config = _judge_config(tmp_path, base_url, official_prompts_path, perturb=("self_praise",))
+    run_bench(config)
+    run_bench(config)  # resumed with every pair checkpointed: the robustness pass runs again
+    raw = _raw_lines(config.output)
+    clean = sorted((r["id"], r["side"]) for r in raw if r["variant"] == "clean")
+    praised = sorted((r["id"], r["side"]) for r in raw if r["variant"] == "self_praise")
+    assert len(raw) == 12 and clean == praised and len(set(clean)) == 6
+
+
+def test_judge_sampling_flags_reach_the_requests_and_run_json(judge_server, tmp_path, official_prompts_path):
+    from typer.testing import CliRunner
+
+    from themis_rm.cli import app
+
+    server, base_url = judge_server
+    output = tmp_path / "run"
+    # These flags mirror BenchConfig.judge_* one to one; a 0-10 range keeps a 0 score instead of NaN.
+    flags = ["--judge-temperature", "0.5", "--judge-seed", "7", "--judge-max-tokens", "99"]
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--model",
+            "judge-tiny",
+            "--data",
+            str(_pairs_file(tmp_path)),
+            "--output",
+            str(output),
+            "--adapter",
+            "judge",
+            "--judge-url",
+            base_url,
+            "--prompts",
+            str(official_prompts_path),
+            *flags,
+            "--judge-score-range",
+            "0,10",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = server.bodies[0]
+    assert (body["temperature"], body["seed"], body["max_tokens"]) == (0.5, 7, 99)
+    run = json.loads((output / "run.json").read_text())
+    judge = run["judge"]
+    assert (judge["temperature"], judge["seed"], judge["max_tokens"]) == (0.5, 7, 99)
+    assert judge["score_range"] == [0.0, 10.0]
+    assert run["engine"] == "judge" and run["numpy"] and run["pandas"] and run["pyarrow"]
+
+
+def test_bad_judge_score_range_is_refused_naming_the_flag(tmp_path, official_prompts_path):
+    config = _judge_config(tmp_path, "http://127.0.0.1:9/v1", official_prompts_path, judge_score_range="10,0")
+    with pytest.raises(ThemisInputError, match=r"--judge-score-range must be 'LOW,HIGH' .* got '10,0'"):
+        run_bench(config)
+
+
+def test_judge_pair_without_aspect_in_aspect_mode_is_refused(judge_server, tmp_path, official_prompts_path):
+    _, base_url = judge_server
+    path = tmp_path / "no_aspect.jsonl"
+    path.write_text(json.dumps({"id": "bare", "prompt": "Write f.", "chosen": "SCRIPT:boxed7", "rejected": "x"}) + "\n")
+    config = _judge_config(tmp_path, base_url, official_prompts_path, data=str(path))
+    with pytest.raises(ThemisInputError, match=rf"{path}:1: field 'aspect' is missing \(id 'bare'\)"):
+        run_bench(config)

@@ -75,6 +75,9 @@ def test_rerank_metrics_equal_the_definitions_on_the_models_own_rewards(tiny_mod
     assert result.per_question.loc["q-add", "hits_at_5"] == 1.0, "K capped at n: any positive is a hit"
     rewards = pd.read_parquet(tmp_path / "run" / "rewards.parquet")
     assert [len(r) for r in rewards["rewards"]] == [3, 2, 12]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["engine"] == "auto" and sum(run["engine_paths"].values()) == 1, "one engine call, its path named"
+    assert run["n_prompt_truncated"] == 0 and run["numpy"] and run["pyarrow"]
 
 
 def test_rerank_cli_prints_hits(tiny_model_dir, rerank_file, tmp_path):
@@ -103,4 +106,41 @@ def test_rerank_row_with_mismatched_lists_names_file_row_and_field(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(_questions()[1]) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(ThemisInputError, match=rf"{path}:2: field 'num_failed' must be a list with one entry"):
+        load_rerank_questions(path)
+
+
+def test_verdict_strings_are_parsed_strictly_so_false_stays_false(tmp_path):
+    question = _questions()[0] | {"final_verdict": ["false", " PASSED ", 0]}
+    path = tmp_path / "strings.jsonl"
+    path.write_text(json.dumps(question) + "\n")
+    (loaded,) = load_rerank_questions(path).rows
+    assert loaded.final_verdict == [False, True, False]
+    # Hand-computed: the top-rewarded completion fails, so Hits@1 is 0 (bool("false") would have made it 1).
+    metrics = rerank_question_metrics(
+        [0.9, 0.5, 0.1], loaded.num_passed, loaded.num_failed, loaded.final_verdict, ks=(1,)
+    )
+    assert (metrics["n_passing"], metrics["hits_at_1"]) == (1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([True, False, True], [True, False, True]),
+        ([1, 0, 1], [True, False, True]),
+        (["Fail", "TRUE", "pass"], [False, True, True]),
+    ],
+)
+def test_accepted_verdict_spellings(tmp_path, values, expected):
+    path = tmp_path / "verdicts.jsonl"
+    path.write_text(json.dumps(_questions()[0] | {"final_verdict": values}) + "\n")
+    assert load_rerank_questions(path).rows[0].final_verdict == expected
+
+
+@pytest.mark.parametrize("bad", ["yes", 2, None, 1.0])
+def test_unknown_verdict_names_file_row_field_and_entry(tmp_path, bad):
+    path = tmp_path / "bad_verdict.jsonl"
+    path.write_text(
+        json.dumps(_questions()[1]) + "\n" + json.dumps(_questions()[0] | {"final_verdict": [True, bad, False]}) + "\n"
+    )
+    with pytest.raises(ThemisInputError, match=rf"{path}:2: field 'final_verdict' entry 1 is {bad!r}; use true/false"):
         load_rerank_questions(path)

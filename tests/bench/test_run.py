@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from themis_rm.bench.checkpoint import CHECKPOINT_FILE
 from themis_rm.bench.metrics import compile_results, read_scores_parquet
 from themis_rm.bench.run import PARTIAL_FILE, BenchConfig, run_bench
 from themis_rm.errors import ThemisInputError
@@ -115,8 +116,97 @@ def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_p
 
 def test_restart_with_other_settings_is_refused(tiny_model_dir, sample_pairs, tmp_path):
     run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4))
-    with pytest.raises(ThemisInputError, match="different settings"):
+    with pytest.raises(ThemisInputError, match=r"different settings or data .*max_length 16384 -> 8192"):
         run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, max_length=8192))
+
+
+def test_resume_is_keyed_on_the_resolved_dtype_not_the_configured_one(tiny_model_dir, sample_pairs, tmp_path):
+    # A bf16 run continued with --dtype auto on a CPU (fp32) would mix two precisions in one table.
+    run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "bf16", limit=4, dtype="bf16"))
+    with pytest.raises(ThemisInputError, match=r"different settings or data .*dtype 'bfloat16' -> 'float32'"):
+        run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "bf16", limit=4, dtype="auto"))
+    # fp32 and auto resolve to the same float32 on a CPU: same scores, so the run resumes.
+    run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fp32", limit=4, dtype="fp32"))
+    resumed = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fp32", limit=4, dtype="auto"))
+    assert resumed.run["resumed_pairs"] == 4 and resumed.run["dtype"] == "float32"
+    checkpoint = json.loads((tmp_path / "fp32" / CHECKPOINT_FILE).read_text())
+    assert checkpoint["settings"]["dtype"] == "float32" and checkpoint["settings"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(("dtype", "resumes"), [("fp32", True), ("auto", False)])
+def test_version_1_checkpoint_is_trusted_only_for_an_explicit_dtype(
+    tiny_model_dir, sample_pairs, tmp_path, dtype, resumes
+):
+    from themis_rm.bench.checkpoint import legacy_fingerprint
+    from themis_rm.pairs import load_pairs
+
+    config = _config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, dtype=dtype)
+    run_bench(config)
+    pairs = load_pairs(sample_pairs).rows[:4]
+    (config.output / CHECKPOINT_FILE).write_text(json.dumps({"fingerprint": legacy_fingerprint(config, None, pairs)}))
+    if not resumes:
+        with pytest.raises(ThemisInputError, match=r"predates resolved-dtype fingerprints .* --dtype auto"):
+            run_bench(config)
+        return
+    assert run_bench(config).run["resumed_pairs"] == 4
+    assert json.loads((config.output / CHECKPOINT_FILE).read_text())["fingerprint_version"] == 2, "upgraded"
+
+
+def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(
+    tiny_model_dir, official_prompts_path, tmp_path
+):
+    rows = [
+        {"id": "a", "prompt": "p", "chosen": "x", "rejected": "y", "aspect": "Security_Hardness"},
+        {"id": "b", "prompt": "p", "chosen": "x", "rejected": "y"},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = _config(tiny_model_dir, path, tmp_path / "run", prompt_mode="aspect", prompts=str(official_prompts_path))
+    expected = (
+        rf"{path}:2: field 'aspect' is missing \(id 'b'\); --prompts-mode aspect needs every pair's aspect; "
+        "use --prompts-mode full/none or add the field"
+    )
+    with pytest.raises(ThemisInputError, match=expected):
+        run_bench(config)
+
+
+def test_scorer_refuses_aspect_criteria_for_a_pair_without_aspect(tiny_model_dir, official_prompts_path):
+    from themis_rm.pairs import PreferencePair
+    from themis_rm.scoring import Scorer
+
+    scorer = Scorer.from_pretrained(str(tiny_model_dir), device="cpu", prompts=str(official_prompts_path))
+    pairs = [PreferencePair("a", "p", "x", "y", aspect="Security_Hardness"), PreferencePair("b", "p", "x", "y")]
+    with pytest.raises(ThemisInputError, match=r"pair 'b' \(index 1\) has no aspect; criteria 'aspect' needs"):
+        scorer.score_pairs(pairs, "aspect")
+
+
+@pytest.mark.parametrize("engine", ["padded", "prefix"])
+def test_run_json_reports_the_engine_path_used_and_package_versions(tiny_model_dir, sample_pairs, tmp_path, engine):
+    result = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=20, engine=engine))
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    expected = {"padded": 0, "prefix": 0, "packed": 0} | {engine: 2}  # 20 pairs in chunks of 16: two calls
+    assert run["engine"] == engine and run["engine_paths"] == run["work"]["engine_paths"] == expected
+    assert result.run == run
+    for package in ("themis_rm", "torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow"):
+        assert run[package], package
+
+
+def test_auto_engine_names_the_paths_it_took(tiny_model_dir, sample_pairs, tmp_path):
+    run = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=20)).run
+    assert run["engine"] == "auto" and sum(run["engine_paths"].values()) == 2
+    assert set(run["engine_paths"]) == {"padded", "prefix", "packed"}
+
+
+def test_prompt_cuts_are_counted_apart_from_response_cuts(tiny_model_dir, tmp_path):
+    rows = [
+        {"id": "short", "prompt": "Add.", "chosen": "return a + b", "rejected": "return a - b"},
+        {"id": "long-prompt", "prompt": "word " * 400, "chosen": "return a + b", "rejected": "return a - b"},
+        {"id": "long-answer", "prompt": "Add.", "chosen": "x = 1\n" * 200, "rejected": "return a - b"},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = run_bench(_config(tiny_model_dir, path, tmp_path / "run", max_length=128)).run
+    assert (run["n_truncated_pairs"], run["n_prompt_truncated_pairs"]) == (2, 1)
 
 
 def test_invalid_tie_policy_is_reported_with_the_flag(tiny_model_dir, sample_pairs, tmp_path):
@@ -171,11 +261,25 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, s
     assert len(ids) == len(set(ids)) == 60, "every pair exactly once"
     assert run["resumed_pairs"] == scored_before and run["n_pairs"] == 60
 
-    fresh = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fresh"))
+    # The uninterrupted run uses the same chunks, so each pair is batched with the same neighbours.
+    fresh = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fresh", chunk_pairs=4))
     resumed_scores = read_scores_parquet(output / "scores.parquet")
     fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
-    pd.testing.assert_index_equal(resumed_scores.index, fresh_scores.index)
-    assert (resumed_scores["chosen_score"] - fresh_scores["chosen_score"]).abs().max() < 1e-4
+    pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=0, atol=1e-5)
+    resumed_results = json.loads((output / "results.json").read_text())
+    _assert_same_results(resumed_results, fresh.results)
+
+
+def _assert_same_results(got, expected, where="results"):
+    """Equal keys (in order), counts and labels; floats within 1e-4 (one rounding step at 4 decimals)."""
+    if isinstance(expected, dict):
+        assert list(got) == list(expected), where
+        for key in expected:
+            _assert_same_results(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, float):
+        assert got == pytest.approx(expected, abs=1e-4), where
+    else:
+        assert got == expected, where
 
 
 def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir, tiny_model_dir, tmp_path):

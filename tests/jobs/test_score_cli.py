@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -49,6 +50,9 @@ def test_score_on_real_pairs_scores_every_row_and_records_settings(
     settings = json.loads(settings_path(out).read_text())
     assert settings["summary"]["rows"] == n_rows and settings["summary"]["skipped"] == 0
     assert settings["max_length"] == 2048 and settings["prompt_pack"]["name"] == official_prompts_path.name
+    assert settings["engine"] == "auto" and sum(settings["engine_paths"].values()) == 1, "the path that ran"
+    assert settings["summary"]["prompt_truncated"] <= settings["summary"]["truncated"]
+    assert all(settings[package] for package in ("numpy", "pandas", "pyarrow", "tokenizers"))
     assert f"scored {n_rows} rows" in result.output
 
 
@@ -112,10 +116,40 @@ def test_criteria_offline_without_a_pack_explains_how_to_get_one():
 
 
 def test_version_via_the_console_entry_point():
-    done = subprocess.run(
-        [sys.executable, "-m", "themis_rm.cli", "--version"], capture_output=True, text=True, check=True
-    )
+    script = Path(sys.executable).parent / "themis"  # the installed console script, not ``python -m``
+    assert script.is_file(), f"{script}: console script missing; reinstall with pip install -e ."
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("themis-rm ")
+
+
+def test_aspect_criterion_refuses_a_row_without_aspect_naming_file_row_and_id(
+    tiny_model_dir, official_prompts_path, tmp_path
+):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(
+        json.dumps({"id": "a", "prompt": "p", "chosen": "x", "rejected": "y", "aspect": "Runtime_Efficiency"})
+        + "\n"
+        + json.dumps({"id": "no-aspect", "prompt": "p", "chosen": "x", "rejected": "y"})
+        + "\n"
+    )
+    result = _invoke(
+        "score",
+        "--model",
+        tiny_model_dir,
+        "--input",
+        source,
+        "--output",
+        tmp_path / "o.jsonl",
+        "--criterion",
+        "aspect",
+        "--prompts",
+        official_prompts_path,
+    )
+    assert result.exit_code == 2
+    assert (
+        f"{source}:2: field 'aspect' is missing (id 'no-aspect'); --criterion aspect needs every row's aspect; "
+        "use --criterion full/none or add the field"
+    ) in " ".join(result.output.split())
 
 
 def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):

@@ -17,6 +17,8 @@ from themis_rm.scoring.judge import (
     parse_boxed,
     parse_json_score,
     parse_last_number,
+    parse_outputs,
+    parse_score_range,
     reparse_raw,
 )
 
@@ -112,3 +114,19 @@ def test_bad_config_lists_every_problem():
         JudgeConfig(model="m", concurrency=0, parser="regex", template="{prompt} {answer} {response}")
     with pytest.raises(ThemisInputError, match=r"must contain \{response\}"):
         JudgeConfig(model="m", template="{prompt}")
+
+
+def test_score_range_parse_keeps_zero_as_a_bound_and_a_zero_score_valid():
+    assert parse_score_range("0,10") == (0.0, 10.0)
+    assert parse_score_range(" -1.5 , 0 ") == (-1.5, 0.0)
+    assert parse_score_range("none") is None and parse_score_range(None) is None
+    zero = ["\\boxed{0}"]
+    assert parse_outputs(zero, [None], "boxed", parse_score_range("0,10")).rewards.tolist() == [0.0]
+    default = parse_outputs(zero, [None], "boxed", JudgeConfig(model="m").score_range)
+    assert np.isnan(default.rewards[0]) and default.out_of_range == 1, "the default 1-10 range drops a 0"
+
+
+@pytest.mark.parametrize("spec", ["10,0", "0", "0,10,20", "low,high", "nan,1", ""])
+def test_bad_score_range_names_the_flag_and_value(spec):
+    with pytest.raises(ThemisInputError, match=rf"--judge-score-range must be 'LOW,HIGH'.* got '{spec}'"):
+        parse_score_range(spec)

@@ -57,6 +57,35 @@ class RerankConfig(ModelConfig):
     prompt_field: str = "description"
 
 
+_VERDICT_WORDS = {"true": True, "pass": True, "passed": True, "false": False, "fail": False, "failed": False}
+
+
+def parse_verdict(value: object) -> bool | None:
+    """A test verdict as a bool: ``True``/``False``, ``1``/``0``, or true/false/pass/fail/passed/failed in any case.
+
+    Strict on purpose: ``bool("false")`` is True, so a loose cast would count failing completions as passing.
+
+    Returns:
+        The verdict, or None when ``value`` is none of these (the caller names the row and field).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _VERDICT_WORDS.get(value.strip().lower())
+    return None
+
+
+def _verdicts(v: RowValidator, values: list) -> list[bool]:
+    verdicts = [parse_verdict(value) for value in values]
+    for index, verdict in enumerate(verdicts):
+        if verdict is None:
+            reason = f"entry {index} is {values[index]!r}; use true/false, 1/0 or pass/fail"
+            raise v.fail("final_verdict", reason)
+    return verdicts
+
+
 def _parse_question(v: RowValidator, prompt_field: str) -> RerankQuestion:
     completions = v.record.get("completions")
     if not isinstance(completions, list) or not completions:
@@ -64,11 +93,11 @@ def _parse_question(v: RowValidator, prompt_field: str) -> RerankQuestion:
     if not all(isinstance(c, str) for c in completions):
         raise v.fail("completions", "must hold only strings")
     lists = {}
-    for name, kind in (("num_passed", int), ("num_failed", int), ("final_verdict", bool)):
+    for name in ("num_passed", "num_failed", "final_verdict"):
         value = v.record.get(name)
         if not isinstance(value, list) or len(value) != len(completions):
             raise v.fail(name, f"must be a list with one entry per completion ({len(completions)})")
-        lists[name] = [kind(x) for x in value]
+        lists[name] = _verdicts(v, value) if name == "final_verdict" else [int(x) for x in value]
     return RerankQuestion(
         id=v.row_id("id"),
         prompt=v.prompt(prompt_field),
@@ -137,6 +166,7 @@ def run_rerank(
         "n_questions": len(questions),
         "n_completions": len(requests),
         "n_truncated": len(out.truncated_rows),
+        "n_prompt_truncated": len(out.prompt_truncated_rows),
         "wall_s": round(time.perf_counter() - started, 3),
     }
     (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")

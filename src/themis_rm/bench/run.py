@@ -4,10 +4,13 @@ Outputs in ``--output``:
 
 * ``scores.parquet`` and ``results.json`` exactly in the reference format (see :mod:`themis_rm.bench.metrics`);
 * ``run.json``: everything else — model and revision, dtype, device, max_length, prompt mode and pack hash, tie
-  policy and counts, NaNs, truncated pairs, versions, wall time, pairs/s;
+  policy and counts, NaNs, truncated pairs (``n_truncated_pairs``: any cut; ``n_prompt_truncated_pairs``: of
+  those, pairs whose prompt end was cut), engine paths used, versions, wall time, pairs/s;
 * ``scores.partial.jsonl``: one line per scored pair, appended and fsynced chunk by chunk. A killed run restarted
   with the same arguments reuses these lines (no pair lost, none counted twice); ``checkpoint.json`` holds the
-  fingerprint of the settings so a restart with different settings is refused instead of mixing results.
+  fingerprint of the settings — with the dtype and device the model actually loaded in, not ``auto`` — so a
+  restart with different settings (say a bf16 GPU run resumed on a CPU in fp32) is refused instead of mixing;
+* ``judge_raw.jsonl`` (``--adapter judge``): every raw judge answer, cut back to the checkpoint on resume.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from themis_rm.bench.checkpoint import PARTIAL_FILE, legacy_fingerprint, resume_scores, run_fingerprint
 from themis_rm.bench.metrics import (
     TIE_POLICIES,
     compile_results,
@@ -35,12 +39,13 @@ from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, PreferencePair, load_pairs
+from themis_rm.scoring.judge import parse_score_range
 from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer
 
 logger = logging.getLogger(__name__)
 
-PARTIAL_FILE = "scores.partial.jsonl"
-CHECKPOINT_FILE = "checkpoint.json"
+RAW_FILE = "judge_raw.jsonl"
+ASPECT_REQUIRED_BY = "--prompts-mode aspect needs every pair's aspect; use --prompts-mode full/none or add the field"
 
 
 @dataclass(kw_only=True)
@@ -63,6 +68,10 @@ class BenchConfig(ModelConfig):
     chunk_pairs: int = 256  # pairs scored between two checkpoint writes
     perturb: Sequence[str] = ()  # judge-hacking perturbation kinds to score beside the clean run
     seed: int = 0  # seed of the perturbations
+    judge_temperature: float = 0.0  # adapter "judge": sampling temperature; 0 for reproducible scores
+    judge_seed: int | None = 0  # adapter "judge": the request's seed (vLLM honours it per request); None sends none
+    judge_max_tokens: int = 2048  # adapter "judge": generation cap; too low cuts the answer before its score
+    judge_score_range: str | None = "1,10"  # adapter "judge": valid scores "LOW,HIGH" inclusive ("0,10"), or "none"
 
     def validate(self) -> None:
         problems = []
@@ -77,8 +86,21 @@ class BenchConfig(ModelConfig):
                 problems.append(str(exc))
         if self.chunk_pairs < 1:
             problems.append(f"chunk_pairs must be >= 1, got {self.chunk_pairs}")
+        problems += self._judge_problems()
         if problems:
             raise ThemisInputError("; ".join(problems))
+
+    def _judge_problems(self) -> list[str]:
+        problems = []
+        if self.judge_temperature < 0:
+            problems.append(f"--judge-temperature must be >= 0, got {self.judge_temperature}")
+        if self.judge_max_tokens < 1:
+            problems.append(f"--judge-max-tokens must be >= 1, got {self.judge_max_tokens}")
+        try:
+            parse_score_range(self.judge_score_range)
+        except ThemisInputError as exc:
+            problems.append(str(exc))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -110,34 +132,48 @@ def run_bench(
     config.validate()
     started = time.perf_counter()
     pack = None if config.prompt_mode.strip().lower() == "none" else resolve_pack(config.prompts, config.criteria_file)
-    resolve_aspect = pack.resolve_one if pack is not None and config.prompt_mode == ASPECT else None
+    by_aspect = config.prompt_mode == ASPECT
     loaded = load_pairs(
-        config.data, config.fields, resolve_aspect=resolve_aspect, split=config.split, config=config.config
+        config.data,
+        config.fields,
+        resolve_aspect=pack.resolve_one if pack is not None and by_aspect else None,
+        aspect_required_by=ASPECT_REQUIRED_BY if by_aspect else None,
+        split=config.split,
+        config=config.config,
     )
     pairs = select_pairs(loaded.rows, config)
     if not pairs:
         raise ThemisInputError(f"{config.data}: no pairs left after the --subset/--language/--aspect/--limit filters")
     _check_unique_ids(pairs, config.data)
     config.output.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(config, pack, pairs)
-    done = _resume(config.output, fingerprint)
+    scorer = _pair_scorer(config, pack)  # before the fingerprint: it records the dtype and device "auto" became
+    fingerprint = run_fingerprint(config, pack, pairs, scorer)
+    done = resume_scores(config.output, fingerprint, legacy_fingerprint(config, pack, pairs), config.dtype)
+    if config.adapter == "judge":
+        scorer.keep_raw(set(done))
     pending = [p for p in pairs if p.id not in done]
     if on_loaded:
         on_loaded(len(pending))
-    scorer = _pair_scorer(config, pack)
     scoring_started = time.perf_counter()
     with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
         for chunk in _length_sorted_chunks(pending, config.chunk_pairs):
             scores = scorer.score_pairs(chunk, config.prompt_mode)
-            for pair, c, r, ct, rt in zip(
+            for pair, c, r, ct, rt, pt in zip(
                 chunk,
                 scores.chosen.tolist(),
                 scores.rejected.tolist(),
                 scores.chosen_truncated.tolist(),
                 scores.rejected_truncated.tolist(),
+                scores.prompt_truncated.tolist(),
                 strict=True,
             ):
-                record = {"id": pair.id, "chosen_score": c, "rejected_score": r, "truncated": bool(ct or rt)}
+                record = {
+                    "id": pair.id,
+                    "chosen_score": c,
+                    "rejected_score": r,
+                    "truncated": bool(ct or rt),
+                    "prompt_truncated": bool(pt),
+                }
                 partial.write(json.dumps(record) + "\n")
                 done[pair.id] = record
             partial.flush()
@@ -177,6 +213,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         "n_nan": nan_count(frame),
         "n_pairs": len(pairs),
         "n_truncated_pairs": sum(r["truncated"] for r in records),
+        "n_prompt_truncated_pairs": sum(r.get("prompt_truncated", False) for r in records),
         "resumed_pairs": resumed,
         "filters": {
             "subsets": list(config.subsets),
@@ -184,7 +221,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
             "aspects": list(config.aspects),
             "limit": config.limit,
         },
-        "fingerprint": fingerprint,
+        "fingerprint": fingerprint.sha256,
         "scoring_s": round(scoring_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "pairs_per_s": round(scored_now / scoring_s, 3) if scored_now and scoring_s > 0 else None,
@@ -210,10 +247,14 @@ def _pair_scorer(config: BenchConfig, pack: PromptPack | None):
         "base_url": config.judge_url,
         "parser": config.judge_parser,
         "concurrency": config.judge_concurrency,
+        "temperature": config.judge_temperature,
+        "seed": config.judge_seed,
+        "max_tokens": config.judge_max_tokens,
+        "score_range": parse_score_range(config.judge_score_range),
     }
     if config.judge_template:
         options["template"] = Path(config.judge_template).read_text(encoding="utf-8")
-    return JudgePairScorer(JudgeConfig(**options), pack, config.output / "judge_raw.jsonl")
+    return JudgePairScorer(JudgeConfig(**options), pack, config.output / RAW_FILE)
 
 
 def _length_sorted_chunks(pairs: list[PreferencePair], size: int):
@@ -230,52 +271,6 @@ def _check_unique_ids(pairs: list[PreferencePair], source: str) -> None:
         raise ThemisInputError(
             f"{source}: pair ids must be unique (resume and scores.parquet key on them); duplicated: {duplicates[:5]}"
         )
-
-
-def _fingerprint(config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair]) -> str:
-    """Hash of everything that changes a score: model, prompts, truncation, dtype and the pairs themselves."""
-    payload = {
-        "model": config.model,
-        "prompt_mode": config.prompt_mode,
-        "pack": pack.sha256 if pack else None,
-        "max_length": config.max_length,
-        "prompt_overflow": config.prompt_overflow,
-        "dtype": config.dtype,
-        "adapter": config.adapter,
-        "adapter_spec": config.adapter_spec,
-        "pairs": hashlib.sha256(
-            "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}" for p in pairs).encode()
-        ).hexdigest(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _resume(output: Path, fingerprint: str) -> dict[str, dict]:
-    """Scores already in ``scores.partial.jsonl`` for this exact run; a torn last line is cut off."""
-    checkpoint, partial = output / CHECKPOINT_FILE, output / PARTIAL_FILE
-    if checkpoint.is_file():
-        previous = json.loads(checkpoint.read_text(encoding="utf-8")).get("fingerprint")
-        if previous != fingerprint:
-            raise ThemisInputError(
-                f"{output} holds a run with different settings or data (fingerprint {previous[:12]}...); "
-                "use another --output, or delete that directory to start over"
-            )
-    else:
-        checkpoint.write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
-        partial.unlink(missing_ok=True)
-    done: dict[str, dict] = {}
-    if not partial.is_file():
-        return done
-    data = partial.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):  # killed mid-write: drop the torn line before appending
-        with partial.open("r+b") as handle:
-            handle.truncate(len(complete))
-    for line in complete.decode("utf-8").splitlines():
-        record = json.loads(line)
-        done[record["id"]] = record
-    logger.info("resuming: %d pairs already scored in %s", len(done), partial)
-    return done
 
 
 def _file_sha256(source: str) -> str | None:

@@ -18,9 +18,11 @@ from pathlib import Path
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
-from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer
+from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer, require_aspects
 
 logger = logging.getLogger(__name__)
+
+ASPECT_REQUIRED_BY = "--criterion aspect needs every row's aspect; use --criterion full/none or add the field"
 
 
 @dataclass(kw_only=True)
@@ -39,12 +41,15 @@ class ScoreConfig(ModelConfig):
 
 @dataclass(frozen=True)
 class ScoreSummary:
+    """Counts of one run; ``truncated`` counts rows with any cut, ``prompt_truncated`` those whose prompt was cut."""
+
     rows: int
     sequences: int
     skipped: int
     truncated: int
     seconds: float
     output: Path
+    prompt_truncated: int = 0
 
     @property
     def rows_per_s(self) -> float:
@@ -65,12 +70,18 @@ def run_score(
     """
     needs_pack = config.criterion.strip().lower() != "none" or config.criteria_file is not None
     pack = resolve_pack(config.prompts, config.criteria_file) if needs_pack else None
-    resolve_aspect = pack.resolve_one if pack is not None and config.criterion == ASPECT else None
+    by_aspect = config.criterion == ASPECT
+    resolve_aspect = pack.resolve_one if pack is not None and by_aspect else None
     read = {"split": config.split}
     kind = input_kind(config.input, config.fields, **read)
     loader = load_pairs if kind == "pairs" else load_responses
     loaded: LoadedRows = loader(
-        config.input, config.fields, skip_invalid=config.skip_invalid, resolve_aspect=resolve_aspect, **read
+        config.input,
+        config.fields,
+        skip_invalid=config.skip_invalid,
+        resolve_aspect=resolve_aspect,
+        aspect_required_by=ASPECT_REQUIRED_BY if by_aspect else None,
+        **read,
     )
     if not loaded.rows:
         raise ThemisInputError(f"{config.input}: no valid rows to score ({len(loaded.skipped)} skipped)")
@@ -101,6 +112,7 @@ def run_score(
             )
         ]
         truncated, sequences = scores.truncated_pairs, 2 * len(rows)
+        prompt_truncated = scores.prompt_truncated_pairs
     else:
         if on_loaded:
             on_loaded(len(loaded.rows))
@@ -114,8 +126,11 @@ def run_score(
             for r, s, t in zip(loaded.rows, out.rewards.tolist(), out.truncated_tokens, strict=True)
         ]
         truncated, sequences = len(out.truncated_rows), len(rows)
+        prompt_truncated = len(out.prompt_truncated_rows)
     seconds = time.perf_counter() - started
-    summary = ScoreSummary(len(rows), sequences, len(loaded.skipped), truncated, seconds, config.output)
+    summary = ScoreSummary(
+        len(rows), sequences, len(loaded.skipped), truncated, seconds, config.output, prompt_truncated
+    )
     settings = {
         **scorer.settings(config.criterion),
         "input": str(config.input),
@@ -131,6 +146,7 @@ def run_score(
 def _row_systems(scorer: Scorer, rows, criterion: str) -> list[str | None]:
     if criterion != ASPECT:
         return [scorer.system_prompt(criterion)] * len(rows)
+    require_aspects(rows)
     return [scorer.system_prompt(row.aspect) for row in rows]
 
 

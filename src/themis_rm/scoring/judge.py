@@ -77,6 +77,28 @@ PARSERS: dict[str, Parser] = {"boxed": parse_boxed, "json": parse_json_score, "l
 
 
 # -------------------------------------------------------------------------------------------------- config
+def parse_score_range(spec: str | None) -> tuple[float, float] | None:
+    """``"LOW,HIGH"`` (inclusive, e.g. ``"0,10"``) -> ``(0.0, 10.0)``; ``"none"`` or None -> no range check.
+
+    Zero is a valid bound: a 0-10 judge must keep its 0s instead of losing them to NaN as out of range.
+
+    Raises:
+        ThemisInputError: the spec is not two numbers with LOW <= HIGH.
+    """
+    if spec is None or spec.strip().lower() == "none":
+        return None
+    parts = [part.strip() for part in spec.split(",")]
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        low = high = math.nan
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ThemisInputError(
+            f"--judge-score-range must be 'LOW,HIGH' with LOW <= HIGH (e.g. '0,10') or 'none', got {spec!r}"
+        )
+    return (low, high)
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """How to reach a judge model and read its scores."""

@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from themis_rm.criteria import PromptPack, Selection
 from themis_rm.errors import PromptTooLongError, ThemisInputError
 from themis_rm.packs import load_prompt_pack
-from themis_rm.pairs import PreferencePair, Prompt, ScoreRequest
+from themis_rm.pairs import PreferencePair, Prompt, ResponseRow, ScoreRequest
 from themis_rm.render import ChatRenderer, RenderedSequence
 from themis_rm.scoring.adapters import load_adapter
 from themis_rm.scoring.engine import ScoringEngine
@@ -40,6 +40,17 @@ ENGINES = (
     "padded",
 )  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
 _UNBOUNDED = 10**8
+VERSIONED_PACKAGES = (
+    "themis-rm",
+    "transformers",
+    "torch",
+    "tokenizers",
+    "accelerate",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "datasets",
+)
 
 
 @dataclass(kw_only=True)
@@ -65,28 +76,46 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ScoreOutput:
-    """Rewards in input order, plus which inputs had their response truncated and by how many tokens."""
+    """Rewards in input order, plus which inputs were truncated and by how many tokens.
+
+    ``truncated_tokens`` counts every token cut (response and prompt); ``prompt_truncated_tokens`` the part of it
+    cut from the prompt's end (``prompt_overflow="truncate"``), which changes the task the model sees.
+    """
 
     rewards: np.ndarray
     truncated_tokens: np.ndarray
+    prompt_truncated_tokens: np.ndarray
 
     @property
     def truncated_rows(self) -> list[int]:
         return np.flatnonzero(self.truncated_tokens).tolist()
 
+    @property
+    def prompt_truncated_rows(self) -> list[int]:
+        return np.flatnonzero(self.prompt_truncated_tokens).tolist()
+
 
 @dataclass(frozen=True)
 class PairScores:
-    """Chosen and rejected rewards for a list of pairs (input order) and their truncation counts."""
+    """Chosen and rejected rewards for a list of pairs (input order) and their truncation counts.
+
+    ``chosen_truncated``/``rejected_truncated`` are tokens cut per side (prompt cuts included); ``prompt_truncated``
+    (bool, one per pair) marks pairs whose prompt end was cut on either side.
+    """
 
     chosen: np.ndarray
     rejected: np.ndarray
     chosen_truncated: np.ndarray
     rejected_truncated: np.ndarray
+    prompt_truncated: np.ndarray
 
     @property
     def truncated_pairs(self) -> int:
         return int(np.count_nonzero((self.chosen_truncated > 0) | (self.rejected_truncated > 0)))
+
+    @property
+    def prompt_truncated_pairs(self) -> int:
+        return int(np.count_nonzero(self.prompt_truncated))
 
 
 class Scorer:
@@ -227,14 +256,16 @@ class Scorer:
         rendered = self.renderer.render_many(requests)
         rewards = self.score_rendered(rendered, progress)
         truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
+        prompt_truncated = np.array([r.prompt_truncated_tokens for r in rendered], dtype=np.int64)
         if truncated.any():
             logger.info(
-                "truncated the response of %d of %d inputs to max_length=%d",
+                "truncated %d of %d inputs to max_length=%d (the prompt's end in %d of them)",
                 np.count_nonzero(truncated),
                 len(requests),
                 self.max_length,
+                np.count_nonzero(prompt_truncated),
             )
-        return ScoreOutput(rewards, truncated)
+        return ScoreOutput(rewards, truncated, prompt_truncated)
 
     def score_rendered(
         self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None = None
@@ -268,11 +299,15 @@ class Scorer:
             side = "chosen" if exc.index < n else "rejected"
             message = str(exc).split(": ", 1)[1]
             raise PromptTooLongError(f"pair {pairs[exc.index % n].id!r} ({side}): {message}", exc.index) from exc
-        return PairScores(out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:])
+        prompt_cut = (out.prompt_truncated_tokens[:n] > 0) | (out.prompt_truncated_tokens[n:] > 0)
+        return PairScores(
+            out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:], prompt_cut
+        )
 
     def _pair_systems(self, pairs: Sequence[PreferencePair], criteria) -> list[str | None]:
         if criteria != ASPECT:
             return [self.system_prompt(criteria)] * len(pairs)
+        require_aspects(pairs)
         cache: dict[str | None, str | None] = {}
         for pair in pairs:
             if pair.aspect not in cache:
@@ -297,7 +332,11 @@ class Scorer:
 
     # ------------------------------------------------------------------------------------------------ settings
     def settings(self, criteria: str | Sequence[str] | None = None) -> dict:
-        """What produced these scores: recorded beside every output."""
+        """What produced these scores: recorded beside every output.
+
+        ``engine`` is the requested mode (``auto`` by default); ``engine_paths`` counts the engine calls each path
+        actually served so far, so call this after scoring.
+        """
         info = {
             "model": self.loaded.model_id,
             "revision": self.loaded.revision or getattr(self.loaded.model.config, "_commit_hash", None),
@@ -310,10 +349,9 @@ class Scorer:
             "prompt_overflow": self.renderer.prompt_overflow,
             "batch_tokens": self.engine.batch_tokens,
             "engine": self.engine_mode,
+            "engine_paths": dict(self.path_counts),
             "chat_template": "tokenizer" if self.renderer.uses_chat_template else "fallback",
-            "themis_rm": _version("themis-rm"),
-            "transformers": _version("transformers"),
-            "torch": _version("torch"),
+            **package_versions(),
         }
         if criteria == ASPECT:
             info["criteria"] = ASPECT
@@ -323,6 +361,21 @@ class Scorer:
         if isinstance(self._prompts, PromptPack):
             info["prompt_pack"] = {"name": self._prompts.name, "sha256": self._prompts.sha256}
         return info
+
+
+def require_aspects(rows: Sequence[PreferencePair | ResponseRow]) -> None:
+    """Refuse rows without an aspect under ``criteria="aspect"``: they would be scored with no criterion at all.
+
+    Raises:
+        ThemisInputError: naming the first such row's id and its index in ``rows``.
+    """
+    for index, row in enumerate(rows):
+        if row.aspect is None:
+            kind = "pair" if isinstance(row, PreferencePair) else "row"
+            raise ThemisInputError(
+                f"{kind} {row.id!r} (index {index}) has no aspect; criteria 'aspect' needs every {kind}'s aspect; "
+                "use criteria 'full' or 'none', or set the aspect"
+            )
 
 
 def _has_varlen_attention(loaded: LoadedModel) -> bool:
@@ -347,6 +400,20 @@ def capped_max_length(requested: int, tokenizer, model_config) -> int:
     if effective < requested:
         logger.warning("max_length %d capped to %d by the model/tokenizer limits", requested, effective)
     return effective
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the installed packages that shape scores and outputs, keyed ``themis_rm``, ``torch``, ...
+
+    numpy/torch/transformers/tokenizers/accelerate decide the numbers, pandas and pyarrow the parquet layout,
+    datasets the hub reads. A package that is not installed is left out rather than recorded as None.
+    """
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        version = _version(package)
+        if version is not None:
+            versions[package.replace("-", "_")] = version
+    return versions
 
 
 def _version(package: str) -> str | None:

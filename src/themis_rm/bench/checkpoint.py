@@ -1,0 +1,172 @@
+"""Resuming ``themis bench``: the settings fingerprint in ``checkpoint.json`` and the scores already on disk.
+
+``checkpoint.json`` (version 2)::
+
+    {"fingerprint": "3f9a...", "fingerprint_version": 2,
+     "settings": {"model": "...", "dtype": "bfloat16", "device": "cuda", "max_length": 4096, ..., "pairs": "c0de..."}}
+
+The fingerprint hashes what the model *resolved* to — ``--dtype auto`` is bf16 on a GPU and fp32 on a CPU — so a
+run started on one and restarted on the other is refused instead of mixing two precisions in one table. Keeping
+the settings themselves lets the refusal say what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from themis_rm.criteria import PromptPack
+from themis_rm.errors import ThemisInputError
+from themis_rm.pairs import PreferencePair
+from themis_rm.scoring.scorer import Scorer
+
+if TYPE_CHECKING:
+    from themis_rm.bench.run import BenchConfig
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_FILE = "scores.partial.jsonl"
+CHECKPOINT_FILE = "checkpoint.json"
+# 2: the resolved dtype and device type (a judge: its sampling) are hashed; 1 (no version key): the configured dtype.
+FINGERPRINT_VERSION = 2
+_JUDGE_KEYS = ("parser", "temperature", "seed", "max_tokens", "score_range", "template_sha256")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """The settings a score depends on, and their hash."""
+
+    settings: dict
+    sha256: str
+
+
+def run_fingerprint(
+    config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair], scorer: object
+) -> Fingerprint:
+    """Everything that changes a score: model, prompts, truncation, the dtype and device type the model runs in
+    (as loaded, not as configured), a judge's sampling, and the pairs themselves."""
+    settings = {
+        "model": config.model,
+        "prompt_mode": config.prompt_mode,
+        "pack": pack.sha256 if pack else None,
+        "max_length": config.max_length,
+        "prompt_overflow": config.prompt_overflow,
+        "adapter": config.adapter,
+        "adapter_spec": config.adapter_spec,
+        **_resolved_settings(scorer),
+        "pairs": _pairs_sha256(pairs),
+    }
+    return Fingerprint(settings, hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest())
+
+
+def legacy_fingerprint(config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair]) -> str:
+    """The version-1 hash (configured dtype, no device), to recognise a checkpoint written before version 2."""
+    payload = {
+        "model": config.model,
+        "prompt_mode": config.prompt_mode,
+        "pack": pack.sha256 if pack else None,
+        "max_length": config.max_length,
+        "prompt_overflow": config.prompt_overflow,
+        "dtype": config.dtype,
+        "adapter": config.adapter,
+        "adapter_spec": config.adapter_spec,
+        "pairs": _pairs_sha256(pairs),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def resume_scores(output: Path, fingerprint: Fingerprint, legacy: str, configured_dtype: str) -> dict[str, dict]:
+    """Scores already in ``scores.partial.jsonl`` for this exact run, by id; a torn last line is cut off.
+
+    A directory without ``checkpoint.json`` starts over: the checkpoint is written and any partial file removed.
+
+    Raises:
+        ThemisInputError: ``output`` holds a run with other settings (see :func:`_check_checkpoint`).
+    """
+    checkpoint, partial = output / CHECKPOINT_FILE, output / PARTIAL_FILE
+    if checkpoint.is_file():
+        _check_checkpoint(output, fingerprint, legacy, configured_dtype)
+    else:
+        _write_checkpoint(checkpoint, fingerprint)
+        partial.unlink(missing_ok=True)
+    done: dict[str, dict] = {}
+    if not partial.is_file():
+        return done
+    data = partial.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):  # killed mid-write: drop the torn line before appending
+        with partial.open("r+b") as handle:
+            handle.truncate(len(complete))
+    for line in complete.decode("utf-8").splitlines():
+        record = json.loads(line)
+        done[record["id"]] = record
+    logger.info("resuming: %d pairs already scored in %s", len(done), partial)
+    return done
+
+
+def _resolved_settings(scorer: object) -> dict:
+    """What the scorer resolved at load time: dtype and device type for a model, sampling for a judge."""
+    if isinstance(scorer, Scorer):
+        return {"dtype": str(scorer.loaded.dtype).removeprefix("torch."), "device": scorer.loaded.device.type}
+    judge = scorer.settings()["judge"]
+    return {"judge": {key: judge[key] for key in _JUDGE_KEYS}}
+
+
+def _pairs_sha256(pairs: list[PreferencePair]) -> str:
+    text = "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}" for p in pairs)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_checkpoint(output: Path, fingerprint: Fingerprint, legacy: str, configured_dtype: str) -> None:
+    """Refuse to append to scores made under other settings; upgrade a matching version-1 checkpoint.
+
+    A version-1 checkpoint recorded the configured dtype only. It is trusted when its hash matches and that dtype
+    was explicit (``auto`` may have been bf16 on a GPU then and fp32 on this CPU now); the device it ran on was
+    never recorded, which is logged.
+
+    Raises:
+        ThemisInputError: the settings differ (naming which, for version 2), or a version-1 ``--dtype auto`` run.
+    """
+    path = output / CHECKPOINT_FILE
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    previous = str(stored.get("fingerprint", ""))
+    if stored.get("fingerprint_version") == FINGERPRINT_VERSION:
+        if previous != fingerprint.sha256:
+            changed = _changed_settings(stored.get("settings", {}), fingerprint.settings)
+            raise ThemisInputError(
+                f"{output} holds a run with different settings or data ({changed}); rerun with its settings, "
+                "use another --output, or delete that directory to start over"
+            )
+        return
+    if previous != legacy:
+        raise ThemisInputError(
+            f"{output} holds a run with different settings or data (fingerprint {previous[:12]}...); "
+            "use another --output, or delete that directory to start over"
+        )
+    if configured_dtype == "auto":
+        raise ThemisInputError(
+            f"{output}: its checkpoint predates resolved-dtype fingerprints and that run used --dtype auto, so the "
+            "dtype of its scores is unknown; use another --output, or delete that directory to start over"
+        )
+    logger.warning(
+        "%s: trusting a version-1 checkpoint for --dtype %s; its device was not recorded", output, configured_dtype
+    )
+    _write_checkpoint(path, fingerprint)
+
+
+def _changed_settings(before: dict, now: dict) -> str:
+    changed = [f"{key} {before.get(key)!r} -> {value!r}" for key, value in now.items() if before.get(key) != value]
+    return ", ".join(changed) or "settings not recorded"
+
+
+def _write_checkpoint(path: Path, fingerprint: Fingerprint) -> None:
+    record = {
+        "fingerprint": fingerprint.sha256,
+        "fingerprint_version": FINGERPRINT_VERSION,
+        "settings": fingerprint.settings,
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
