@@ -145,7 +145,7 @@ class Scorer:
         self.loaded = loaded
         self._prompts = prompts
         self.max_length = capped_max_length(max_length, loaded.tokenizer, loaded.model.config)
-        self.renderer = ChatRenderer(loaded.tokenizer, self.max_length, prompt_overflow)
+        self.renderer = ChatRenderer(loaded.tokenizer, loaded.render_budget(self.max_length), prompt_overflow)
         default_budget = 65536 if loaded.device.type == "cuda" else 16384
         self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
         self.engine_mode = engine
