@@ -66,6 +66,14 @@ def reference_scores(loaded, requests: list[ScoreRequest], max_length: int, batc
     return np.concatenate(rewards), padded
 
 
+def load_bench_pairs(shared: Path, pairs_per_file: int):
+    """The first ``pairs_per_file`` pairs of each file in ``shared/data/pairs``, a multiple of 8 in all."""
+    pairs = []
+    for path in sorted((shared / "data" / "pairs").glob("*.jsonl")):
+        pairs += load_pairs(path).rows[:pairs_per_file]
+    return pairs[: len(pairs) // 8 * 8]
+
+
 def pair_requests(pairs, pack) -> list[ScoreRequest]:
     """The reference's order: per batch of 8 pairs, the chosen batch then the rejected batch."""
     requests = []
@@ -201,10 +209,7 @@ def main() -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
     shared = Path(args.shared)
-    pairs = []
-    for path in sorted((shared / "data" / "pairs").glob("*.jsonl")):
-        pairs += load_pairs(path).rows[: args.pairs_per_file]
-    pairs = pairs[: len(pairs) // 8 * 8]
+    pairs = load_bench_pairs(shared, args.pairs_per_file)
     pack_path = shared / "reference" / "themis_system_prompts.json"
     pack = load_prompt_pack(pack_path)
     with tempfile.TemporaryDirectory() as tmp:

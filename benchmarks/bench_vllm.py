@@ -101,24 +101,14 @@ def run_vllm_job(job_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- our side (the main venv)
-def _load_bench_pairs(shared: Path, pairs_per_file: int):
-    """The first ``pairs_per_file`` pairs of each file, a multiple of 8 in all (as ``bench_scoring.main``)."""
-    from themis_rm.pairs import load_pairs
-
-    pairs = []
-    for path in sorted((shared / "data" / "pairs").glob("*.jsonl")):
-        pairs += load_pairs(path).rows[:pairs_per_file]
-    return pairs[: len(pairs) // 8 * 8]
-
-
 def build_workloads(args: argparse.Namespace, renderer) -> dict:
     """``crb`` and ``bon16`` requests of ``bench_scoring.py``, rendered once to the ids both systems score."""
-    from bench_scoring import best_of_n_requests, pair_requests
+    from bench_scoring import best_of_n_requests, load_bench_pairs, pair_requests
 
     from themis_rm.packs import load_prompt_pack
 
     shared = Path(args.shared)
-    pairs = _load_bench_pairs(shared, args.pairs_per_file)
+    pairs = load_bench_pairs(shared, args.pairs_per_file)
     pack = load_prompt_pack(shared / "reference" / "themis_system_prompts.json")
     requests = {"crb": pair_requests(pairs, pack), "bon16": best_of_n_requests(pairs, pack, args.bon_prompts, 16)}
     return {name: renderer.render_many(reqs) for name, reqs in requests.items()}
