@@ -4,7 +4,7 @@ In CodeRewardBench every sequence is ``[criterion system prompt][task prompt][re
 identical across a whole aspect and the task prompt is shared by chosen and rejected (or by N candidates). The
 renderer exposes both split points (``system_len``, ``prefix_len``), so requests form a two-level tree:
 
-    system block ──▶ prompt block ──▶ response (scored)
+    system block ──▶ prompt block (+ the common head of its responses) ──▶ rest of each response (scored)
 
 Each level runs once per unique block, right-padded in token-budget batches; the next level continues from the
 selected rows of its KV cache with explicit ``position_ids`` (each row continues at its own prefix length) and an
@@ -34,6 +34,8 @@ from transformers import DynamicCache
 from themis_rm.render import RenderedSequence
 from themis_rm.scoring.engine import EngineStats
 
+_MIN_SHARED_HEAD = 8  # tokens
+
 
 @dataclass
 class _Node:
@@ -50,21 +52,12 @@ def reuse_ratio(sequences: Sequence[RenderedSequence], systems_amortized: bool =
     call; they are then left out of this call's cost.
     """
     naive = sum(len(s.input_ids) for s in sequences)
-    system_blocks, prompt_blocks, computed = set(), set(), 0
-    for seq in sequences:
-        ids = seq.input_ids
-        prefix_len = min(seq.prefix_len, len(ids) - 1)
-        system_len = min(seq.system_len, prefix_len)
-        system = tuple(ids[:system_len])
-        prompt = (system, tuple(ids[system_len:prefix_len]))
-        if system not in system_blocks:
-            system_blocks.add(system)
-            computed += 0 if systems_amortized else len(system)
-        if prompt not in prompt_blocks:
-            prompt_blocks.add(prompt)
-            computed += len(prompt[1])
-        computed += len(ids) - prefix_len
-    return computed / naive if naive else 1.0
+    if not naive:
+        return 1.0
+    systems, prompts, leaves = _build_tree(sequences)
+    computed = 0 if systems_amortized else sum(len(node.tokens) for node in systems)
+    computed += sum(len(node.tokens) for node in prompts) + sum(len(response) for _, response in leaves)
+    return computed / naive
 
 
 class PrefixScoringEngine:
@@ -246,7 +239,12 @@ def _select(cache: DynamicCache, index: torch.Tensor) -> DynamicCache:
 
 
 def _build_tree(sequences: Sequence[RenderedSequence]):
-    """Unique system blocks, unique (system, prompt) blocks, and each sequence's (prompt node, response tokens)."""
+    """Unique system blocks, unique (system, prompt) blocks, and each sequence's (prompt node, response tokens).
+
+    Responses under one prompt often start alike (chosen and rejected of a commit pair differ in a few lines): the
+    longest common prefix of a prompt's responses moves into its prompt block (:func:`_shared_head`), so it is
+    computed once too. Token ids are identical up to there, so this is as exact as the other levels.
+    """
     systems: list[_Node] = []
     prompts: list[_Node] = []
     system_index: dict[tuple[int, ...], int] = {}
@@ -266,4 +264,28 @@ def _build_tree(sequences: Sequence[RenderedSequence]):
             prompt_index[(s, prompt)] = len(prompts)
             prompts.append(_Node(prompt, s))
         leaves.append((prompt_index[(s, prompt)], tuple(ids[prefix_len:])))
+    members: dict[int, list[int]] = {}
+    for seq_index, (p, _) in enumerate(leaves):
+        members.setdefault(p, []).append(seq_index)
+    for p, seq_indices in members.items():
+        head = _shared_head([leaves[i][1] for i in seq_indices])
+        if head:
+            prompts[p].tokens += tuple(leaves[seq_indices[0]][1][:head])
+            for i in seq_indices:
+                leaves[i] = (p, leaves[i][1][head:])
     return systems, prompts, leaves
+
+
+def _shared_head(responses: Sequence[tuple[int, ...]]) -> int:
+    """Length of the common token prefix of two or more responses, leaving each at least one token to score.
+
+    Heads shorter than ``_MIN_SHARED_HEAD`` stay in the leaves: a short head saves less than its padding costs.
+    """
+    if len(responses) < 2:
+        return 0
+    shortest = min(len(r) for r in responses) - 1
+    head = 0
+    first = responses[0]
+    while head < shortest and all(r[head] == first[head] for r in responses[1:]):
+        head += 1
+    return head if head >= _MIN_SHARED_HEAD else 0
