@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification
 
 from themis_rm.pairs import ScoreRequest
 from themis_rm.scoring import Scorer, load_reward_model, plan_batches
+from themis_rm.scoring.engine import plan_padded_groups
 
 
 def test_batches_cover_every_index_once_within_the_token_budget():
@@ -69,3 +70,39 @@ def test_rewards_come_back_in_input_order(tiny_model_dir):
     permutation = np.random.default_rng(0).permutation(len(requests))
     shuffled = scorer.score_requests([requests[i] for i in permutation]).rewards
     np.testing.assert_allclose(shuffled, forward[permutation], atol=1e-5)
+
+
+def _plan_cost(lengths, batches, overhead):
+    return sum(max(lengths[i] for i in batch) * len(batch) + overhead for batch in batches)
+
+
+def _cheapest_split(sorted_lengths, budget, base, overhead):
+    """Every split of the sorted lengths into consecutive batches, by brute force."""
+    import itertools
+
+    n, best = len(sorted_lengths), float("inf")
+    for cuts in itertools.product([False, True], repeat=n - 1):
+        bounds = [0, *(i + 1 for i, cut in enumerate(cuts) if cut), n]
+        batches = [sorted_lengths[a:b] for a, b in itertools.pairwise(bounds)]
+        if any(len(b) > 1 and (base + b[0]) * len(b) > budget for b in batches):
+            continue
+        best = min(best, sum(b[0] * len(b) + overhead for b in batches))
+    return best
+
+
+def test_padded_groups_are_the_cheapest_split_within_the_budget():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(40):
+        lengths = [rng.choice([rng.randint(1, 40), rng.randint(200, 1500)]) for _ in range(rng.randint(1, 9))]
+        base, budget, overhead = rng.choice([0, 300]), rng.choice([2000, 6000]), rng.choice([0, 64, 256])
+        batches = plan_padded_groups(lengths, budget, base, overhead)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert all(len(b) == 1 or (base + max(lengths[i] for i in b)) * len(b) <= budget for b in batches)
+        want = _cheapest_split(sorted(lengths, reverse=True), budget, base, overhead)
+        assert _plan_cost(lengths, batches, overhead) == want
+
+
+def test_padded_groups_keep_a_long_prompt_apart_from_short_ones():
+    assert sorted(map(sorted, plan_padded_groups([1500, 40, 50, 45], 16384, base_tokens=560))) == [[0], [1, 2, 3]]

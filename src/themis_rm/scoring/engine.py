@@ -31,6 +31,9 @@ class EngineStats:
         return self.tokens / self.padded_tokens if self.padded_tokens else 1.0
 
 
+FORWARD_OVERHEAD_TOKENS = 256  # what one more forward costs, in padded tokens: splits that save less are not made
+
+
 def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int | None = None) -> list[list[int]]:
     """Group sequence indices into batches whose padded size (longest x count) stays within ``batch_tokens``.
 
@@ -50,6 +53,37 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int 
     if current:
         batches.append(current)
     return batches
+
+
+def plan_padded_groups(
+    lengths: Sequence[int], batch_tokens: int, base_tokens: int = 0, overhead_tokens: int = FORWARD_OVERHEAD_TOKENS
+) -> list[list[int]]:
+    """Group indices into batches that waste the least on padding, each within ``batch_tokens``.
+
+    A batch costs ``longest × rows`` padded tokens plus ``overhead_tokens`` for the forward itself, and must keep
+    ``(base_tokens + longest) × rows`` within ``batch_tokens`` (``base_tokens``: the cached prefix every row
+    attends to). Over the lengths sorted longest first, the cheapest split into consecutive batches is found
+    exactly by dynamic programming (O(n × rows per batch)). The greedy fill of :func:`plan_batches` is right when
+    neighbours in the sort have similar lengths (a whole benchmark); a prefix tree's levels hold a few blocks of
+    very different lengths (one aspect's prompts), where filling to the budget pads a 50-token prompt to 1,500.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    sorted_lengths = [lengths[i] for i in order]
+    best = [0] + [float("inf")] * len(order)  # best[i]: cheapest plan of the first i (longest) items
+    start = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for first in range(end - 1, -1, -1):  # batch = sorted items first..end-1; its longest is the first
+            rows = end - first
+            if rows > 1 and (base_tokens + sorted_lengths[first]) * rows > batch_tokens:
+                break  # earlier starts are longer and hold more rows: they overflow too
+            cost = best[first] + sorted_lengths[first] * rows + overhead_tokens
+            if cost < best[end]:
+                best[end], start[end] = cost, first
+    batches, end = [], len(order)
+    while end:
+        batches.append(order[start[end] : end])
+        end = start[end]
+    return batches[::-1]
 
 
 class ScoringEngine:

@@ -32,7 +32,7 @@ import torch
 from transformers import DynamicCache
 
 from themis_rm.render import RenderedSequence
-from themis_rm.scoring.engine import EngineStats
+from themis_rm.scoring.engine import EngineStats, plan_padded_groups
 
 _MIN_SHARED_HEAD = 8  # tokens
 
@@ -118,29 +118,15 @@ class PrefixScoringEngine:
         self.stats.seconds += time.perf_counter() - started
         return rewards
 
-    def _chunks(self, prompt_indices: list[int], prompts: list[_Node], system_tokens: int):
-        """Prompts of one system block, longest first, in chunks whose prompt level fits the token budget."""
-        chunk: list[int] = []
-        for p in sorted(prompt_indices, key=lambda p: -len(prompts[p].tokens)):
-            longest = len(prompts[chunk[0]].tokens) if chunk else len(prompts[p].tokens)
-            if chunk and (system_tokens + longest) * (len(chunk) + 1) > self.batch_tokens:
-                yield chunk
-                chunk = []
-            chunk.append(p)
-        if chunk:
-            yield chunk
+    def _chunks(self, prompt_indices: list[int], prompts: list[_Node], system_tokens: int) -> list[list[int]]:
+        """Prompts of one system block in chunks of similar length whose prompt level fits the token budget."""
+        groups = plan_padded_groups([len(prompts[p].tokens) for p in prompt_indices], self.batch_tokens, system_tokens)
+        return [[prompt_indices[i] for i in group] for group in groups]
 
-    def _leaf_batches(self, members: list[int], leaves, cache_width: int):
-        """Responses sorted by length and cut to the budget, so candidates of one prompt pad little."""
-        batch: list[int] = []
-        for s in sorted(members, key=lambda s: -len(leaves[s][1])):
-            longest = len(leaves[batch[0]][1]) if batch else len(leaves[s][1])
-            if batch and (cache_width + longest) * (len(batch) + 1) > self.batch_tokens:
-                yield batch
-                batch = []
-            batch.append(s)
-        if batch:
-            yield batch
+    def _leaf_batches(self, members: list[int], leaves, cache_width: int) -> list[list[int]]:
+        """Responses of one chunk in batches of similar length; every row also holds the chunk's cache."""
+        groups = plan_padded_groups([len(leaves[s][1]) for s in members], self.batch_tokens, cache_width)
+        return [[members[i] for i in group] for group in groups]
 
     def reuse_ratio(self, sequences: Sequence[RenderedSequence]) -> float:
         """:func:`reuse_ratio` of ``sequences``; with the LRU on, system blocks are amortized over calls."""
