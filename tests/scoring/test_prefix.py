@@ -138,6 +138,39 @@ def test_responses_sharing_a_head_are_scored_exactly_and_the_head_once(request, 
     assert reuse_ratio(rendered) == pytest.approx(engine.stats.tokens / naive)
 
 
+def test_raw_rollouts_of_one_prompt_share_it_without_split_points(tiny_model_dir):
+    """Strings scored as sent (no split points): N rollouts of one RL prompt still compute that prompt once."""
+    loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")
+    scorer = Scorer(loaded, max_length=400)
+    tokenizer = loaded.tokenizer
+    prompts = [f"Task {t}: write a function that sums the even numbers of a list, with tests. " * 3 for t in range(3)]
+    texts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"def f(xs): return {k} * sum(xs)"}],
+            tokenize=False,
+        )
+        for prompt in prompts
+        for k in range(4)
+    ] + ["<|im_start|>user\nalone<|im_end|>\n"]
+    rendered = [RenderedSequence(tokenizer(t, add_special_tokens=False)["input_ids"], 0, 0) for t in texts]
+    assert scorer.choose_path(rendered) == "prefix"
+    engine = PrefixScoringEngine(loaded.model, loaded.tokenizer.pad_token_id)
+    rewards = engine.score(rendered)
+    np.testing.assert_allclose(rewards, _plain(tiny_model_dir, rendered), atol=1e-4, rtol=0)
+    assert engine.stats.tokens < 0.45 * sum(len(r.input_ids) for r in rendered)
+
+
+def test_clusters_keep_a_long_shared_head_rather_than_a_short_common_one():
+    from themis_rm.scoring.prefix import _clusters
+
+    base = tuple(range(100))
+    responses = [(*base, 1, 2), (*base, 3, 4), (*base[:10], 7, 7, 7), (50, 51)]
+    assert sorted((sorted(members), head) for members, head in _clusters(responses)) == [([0, 1], 100), ([2, 3], 0)]
+    duplicates = _clusters([tuple(range(20))] * 3)
+    assert [(sorted(m), head) for m, head in duplicates] == [([0, 1, 2], 19)]  # all but the token read at
+    assert sorted(_clusters([(1, 2, 3), (1, 2, 4)])[0][0]) == [0, 1]  # a short head is not worth a level: loners
+
+
 def test_kept_system_states_serve_later_calls_exactly(tiny_model_dir):
     """A second call under the same criterion prompt takes its system block from the LRU: same scores, less work."""
     loaded = load_reward_model(str(tiny_model_dir), dtype="fp32", device="cpu")

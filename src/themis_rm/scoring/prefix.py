@@ -22,6 +22,7 @@ The kept states are never written to (every level continues from a row selection
 from __future__ import annotations
 
 import inspect
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -225,18 +226,18 @@ def _select(cache: DynamicCache, index: torch.Tensor) -> DynamicCache:
 
 
 def _build_tree(sequences: Sequence[RenderedSequence]):
-    """Unique system blocks, unique (system, prompt) blocks, and each sequence's (prompt node, response tokens).
+    """Unique system blocks, prompt blocks, and each sequence's (prompt node, response tokens still to score).
 
-    Responses under one prompt often start alike (chosen and rejected of a commit pair differ in a few lines): the
-    longest common prefix of a prompt's responses moves into its prompt block (:func:`_shared_head`), so it is
-    computed once too. Token ids are identical up to there, so this is as exact as the other levels.
+    Responses under one prompt often start alike: chosen and rejected of a commit pair differ in a few lines, and
+    raw strings (``/classify``, ``/get_reward`` as sent, with no split points) that are N rollouts of one RL prompt
+    share that whole prompt. Such responses are clustered by common token prefix (:func:`_clusters`) and each
+    cluster's common head joins its prompt block, so it is computed once too. Token ids are identical up to there,
+    so this is as exact as the other levels.
     """
     systems: list[_Node] = []
-    prompts: list[_Node] = []
     system_index: dict[tuple[int, ...], int] = {}
-    prompt_index: dict[tuple[int, tuple[int, ...]], int] = {}
-    leaves: list[tuple[int, tuple[int, ...]]] = []
-    for seq in sequences:
+    groups: dict[tuple[int, tuple[int, ...]], list[tuple[int, tuple[int, ...]]]] = {}
+    for seq_index, seq in enumerate(sequences):
         ids = seq.input_ids
         prefix_len = min(seq.prefix_len, len(ids) - 1)  # every leaf keeps >= 1 token: the one the reward is read at
         system_len = min(seq.system_len, prefix_len)
@@ -244,34 +245,59 @@ def _build_tree(sequences: Sequence[RenderedSequence]):
         if system not in system_index:
             system_index[system] = len(systems)
             systems.append(_Node(system, -1))
-        s = system_index[system]
-        prompt = tuple(ids[system_len:prefix_len])
-        if (s, prompt) not in prompt_index:
-            prompt_index[(s, prompt)] = len(prompts)
-            prompts.append(_Node(prompt, s))
-        leaves.append((prompt_index[(s, prompt)], tuple(ids[prefix_len:])))
-    members: dict[int, list[int]] = {}
-    for seq_index, (p, _) in enumerate(leaves):
-        members.setdefault(p, []).append(seq_index)
-    for p, seq_indices in members.items():
-        head = _shared_head([leaves[i][1] for i in seq_indices])
-        if head:
-            prompts[p].tokens += tuple(leaves[seq_indices[0]][1][:head])
-            for i in seq_indices:
-                leaves[i] = (p, leaves[i][1][head:])
+        key = (system_index[system], tuple(ids[system_len:prefix_len]))
+        groups.setdefault(key, []).append((seq_index, tuple(ids[prefix_len:])))
+    prompts: list[_Node] = []
+    leaves: list[tuple[int, tuple[int, ...]]] = [(-1, ())] * len(sequences)
+    for (s, prompt), members in groups.items():
+        for cluster, head in _clusters([response for _, response in members]):
+            head_tokens = members[cluster[0]][1][:head]
+            prompts.append(_Node(prompt + head_tokens, s))
+            for position in cluster:
+                seq_index, response = members[position]
+                leaves[seq_index] = (len(prompts) - 1, response[head:])
     return systems, prompts, leaves
 
 
-def _shared_head(responses: Sequence[tuple[int, ...]]) -> int:
-    """Length of the common token prefix of two or more responses, leaving each at least one token to score.
+def _clusters(responses: Sequence[tuple[int, ...]]) -> list[tuple[list[int], int]]:
+    """Responses (by position) grouped by common token prefix, each group with its shared head length.
 
-    Heads shorter than ``_MIN_SHARED_HEAD`` stay in the leaves: a short head saves less than its padding costs.
+    Sorted, responses sharing a prefix are neighbours; a run of neighbours shares the smallest of their adjacent
+    common prefixes and saves ``head × (n − 1)`` tokens. The runs that save the most in all are found exactly by
+    dynamic programming over the sorted order (a run stops growing once its head drops below
+    ``_MIN_SHARED_HEAD``). Heads leave every response at least one token (the one the reward is read at).
+    Responses in no run come back together with head 0: they are scored straight from the prompt block.
     """
-    if len(responses) < 2:
-        return 0
-    shortest = min(len(r) for r in responses) - 1
-    head = 0
-    first = responses[0]
-    while head < shortest and all(r[head] == first[head] for r in responses[1:]):
-        head += 1
-    return head if head >= _MIN_SHARED_HEAD else 0
+    order = sorted(range(len(responses)), key=lambda i: responses[i])
+    adjacent = [_common_prefix(responses[a], responses[b]) for a, b in itertools.pairwise(order)]
+    best = [0] * (len(order) + 1)  # best[j]: most tokens saved by runs over the first j sorted responses
+    start = list(range(len(order) + 1))  # start[j]: where the run ending at j begins (j - 1: alone)
+    for end in range(1, len(order) + 1):
+        best[end], start[end] = best[end - 1], end - 1
+        head = None
+        for first in range(end - 2, -1, -1):  # run = sorted first..end-1
+            head = adjacent[first] if head is None else min(head, adjacent[first])
+            if head < _MIN_SHARED_HEAD:
+                break
+            saved = best[first] + head * (end - 1 - first)
+            if saved > best[end]:
+                best[end], start[end] = saved, first
+    groups, loners, end = [], [], len(order)
+    while end:
+        first = start[end]
+        run = order[first:end]
+        if len(run) > 1:
+            groups.append((run, min(adjacent[first : end - 1])))
+        else:
+            loners += run
+        end = first
+    return [*groups, (loners, 0)] if loners else groups
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Tokens ``a`` and ``b`` share at their start, leaving each at least one."""
+    limit = min(len(a), len(b)) - 1
+    shared = 0
+    while shared < limit and a[shared] == b[shared]:
+        shared += 1
+    return shared
