@@ -79,7 +79,7 @@ def themis_app(args: argparse.Namespace):
         max_wait_ms=args.max_wait_ms,
         batch_tokens=args.batch_tokens,
         max_batch_items=args.max_batch_items,
-        engine="padded" if args.criteria == "none" else "auto",
+        engine=args.engine,
         **criteria,
     )
     return create_app(settings)
@@ -105,6 +105,7 @@ class ServerProcess:
         command += ["--max-length", str(args.max_length), "--max-wait-ms", str(args.max_wait_ms)]
         command += ["--torch-threads", str(args.torch_threads), "--batch-tokens", str(args.batch_tokens)]
         command += ["--max-batch-items", str(args.max_batch_items), "--criteria", args.criteria]
+        command += ["--engine", args.engine]
         command += ["--prompts", args.prompts] if args.prompts else []
         env = {**os.environ, "NO_PROXY": "127.0.0.1"}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
@@ -218,11 +219,22 @@ def summarize(latencies: list[float], wall: float) -> dict:
     }
 
 
-def workload(model_dir: str, count: int, max_lines: int, system: str | None, seed: int = 0) -> dict[str, list[str]]:
+PROBLEM = (
+    "Given a list of integers xs and a list of weights of the same length, return the weighted sum of xs. "
+    "Raise ValueError when the lengths differ, treat an empty list as 0, accept negative weights, and keep the "
+    "function pure: do not modify either list. Write it in idiomatic Python with a docstring and type hints, "
+    "and make it run in linear time with constant extra memory."
+)
+
+
+def workload(
+    model_dir: str, count: int, max_lines: int, system: str | None, group_size: int = 1, seed: int = 0
+) -> dict[str, list[str]]:
     """Chat-formatted (prompt, code response) strings of mixed length, rendered with the model's template.
 
     ``themis`` gets what the policy sends (no system turn); ``baseline`` gets what the reward model must see
-    (the criterion system turn included, when there is one): the same token ids either way.
+    (the criterion system turn included, when there is one): the same token ids either way. With ``group_size``
+    N > 1, consecutive requests are N rollouts of one task with a longer statement (GRPO-style groups).
     """
     from transformers import AutoTokenizer
 
@@ -232,8 +244,11 @@ def workload(model_dir: str, count: int, max_lines: int, system: str | None, see
     for i in range(count):
         count_lines = int(rng.integers(2, max_lines))
         lines = "".join(f"    total += xs[{k}] * {int(rng.integers(100))}\n" for k in range(count_lines))
+        task = f"Task {i}: write weighted_sum(xs) in Python."
+        if group_size > 1:
+            task = f"Task {i // group_size}. {PROBLEM}"
         messages = [
-            {"role": "user", "content": f"Task {i}: write weighted_sum(xs) in Python."},
+            {"role": "user", "content": task},
             {"role": "assistant", "content": f"def weighted_sum(xs):\n    total = 0\n{lines}    return total"},
         ]
         queries["themis"].append(tokenizer.apply_chat_template(messages, tokenize=False))
@@ -267,6 +282,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--criteria", default="none", help="score every rollout under these criteria (e.g. full)")
     parser.add_argument("--prompts", help="prompt pack for --criteria (default: the official Themis strings)")
+    parser.add_argument("--group-size", type=int, default=1, help="rollouts per task prompt (GRPO-style groups)")
+    parser.add_argument("--engine", default="auto", help="themis: --engine (server default auto)")
     parser.add_argument("--max-wait-ms", type=float, default=0.0, help="themis: batching window (server default)")
     parser.add_argument("--max-batch-items", type=int, default=256, help="themis: sequences per gathered batch")
     parser.add_argument(
@@ -286,7 +303,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(build_tiny_reward_model(tmp, hidden_size=args.hidden, num_layers=args.layers))
         queries = workload(
-            model_dir, args.requests, args.max_lines, criteria_system_prompt(args.criteria, args.prompts)
+            model_dir,
+            args.requests,
+            args.max_lines,
+            criteria_system_prompt(args.criteria, args.prompts),
+            group_size=args.group_size,
         )
         servers = {role: ServerProcess(role, args, model_dir) for role in ROLES}
         results, max_diff = [], 0.0
