@@ -55,7 +55,7 @@ AdapterOption = Annotated[
     typer.Option(
         "--adapter",
         help="How the model yields a reward: seqcls (default), head (custom scalar head, needs "
-        "--adapter-spec), lm-logprob (log p(yes) - log p(no) of a causal LM).",
+        "--adapter-spec), lm-logprob (a causal LM's log p(yes) - log p(no) where it answers a question).",
     ),
 ]
 EngineOption = Annotated[
@@ -69,7 +69,9 @@ EngineOption = Annotated[
 AdapterSpecOption = Annotated[
     str | None,
     typer.Option(
-        "--adapter-spec", help="JSON file: head spec (pooling, head, weights, ...) or logprob spec (yes, no)."
+        "--adapter-spec",
+        help="JSON file: head spec (pooling, head, weights, ...) or logprob spec (question, suffix, yes, no, "
+        "attributes with weights; see the README).",
     ),
 ]
 CriteriaFileOption = Annotated[
