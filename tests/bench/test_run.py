@@ -133,23 +133,12 @@ def test_resume_is_keyed_on_the_resolved_dtype_not_the_configured_one(tiny_model
     assert checkpoint["settings"]["dtype"] == "float32" and checkpoint["settings"]["device"] == "cpu"
 
 
-@pytest.mark.parametrize(("dtype", "resumes"), [("fp32", True), ("auto", False)])
-def test_version_1_checkpoint_is_trusted_only_for_an_explicit_dtype(
-    tiny_model_dir, sample_pairs, tmp_path, dtype, resumes
-):
-    from themis_rm.bench.checkpoint import legacy_fingerprint
-    from themis_rm.pairs import load_pairs
-
-    config = _config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, dtype=dtype)
+def test_a_checkpoint_from_an_older_fingerprint_version_is_refused(tiny_model_dir, sample_pairs, tmp_path):
+    config = _config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4)
     run_bench(config)
-    pairs = load_pairs(sample_pairs).rows[:4]
-    (config.output / CHECKPOINT_FILE).write_text(json.dumps({"fingerprint": legacy_fingerprint(config, None, pairs)}))
-    if not resumes:
-        with pytest.raises(ThemisInputError, match=r"predates resolved-dtype fingerprints .* --dtype auto"):
-            run_bench(config)
-        return
-    assert run_bench(config).run["resumed_pairs"] == 4
-    assert json.loads((config.output / CHECKPOINT_FILE).read_text())["fingerprint_version"] == 2, "upgraded"
+    (config.output / CHECKPOINT_FILE).write_text(json.dumps({"fingerprint": "0" * 64}))  # version 1: no version key
+    with pytest.raises(ThemisInputError, match=r"older themis-rm \(fingerprint version 1, not 2\)"):
+        run_bench(config)
 
 
 def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(

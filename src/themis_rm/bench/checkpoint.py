@@ -63,23 +63,7 @@ def run_fingerprint(
     return Fingerprint(settings, hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest())
 
 
-def legacy_fingerprint(config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair]) -> str:
-    """The version-1 hash (configured dtype, no device), to recognise a checkpoint written before version 2."""
-    payload = {
-        "model": config.model,
-        "prompt_mode": config.prompt_mode,
-        "pack": pack.sha256 if pack else None,
-        "max_length": config.max_length,
-        "prompt_overflow": config.prompt_overflow,
-        "dtype": config.dtype,
-        "adapter": config.adapter,
-        "adapter_spec": config.adapter_spec,
-        "pairs": _pairs_sha256(pairs),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def resume_scores(output: Path, fingerprint: Fingerprint, legacy: str, configured_dtype: str) -> dict[str, dict]:
+def resume_scores(output: Path, fingerprint: Fingerprint) -> dict[str, dict]:
     """Scores already in ``scores.partial.jsonl`` for this exact run, by id; a torn last line is cut off.
 
     A directory without ``checkpoint.json`` starts over: the checkpoint is written and any partial file removed.
@@ -89,7 +73,7 @@ def resume_scores(output: Path, fingerprint: Fingerprint, legacy: str, configure
     """
     checkpoint, partial = output / CHECKPOINT_FILE, output / PARTIAL_FILE
     if checkpoint.is_file():
-        _check_checkpoint(output, fingerprint, legacy, configured_dtype)
+        _check_checkpoint(output, fingerprint)
     else:
         _write_checkpoint(checkpoint, fingerprint)
         partial.unlink(missing_ok=True)
@@ -121,41 +105,26 @@ def _pairs_sha256(pairs: list[PreferencePair]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _check_checkpoint(output: Path, fingerprint: Fingerprint, legacy: str, configured_dtype: str) -> None:
-    """Refuse to append to scores made under other settings; upgrade a matching version-1 checkpoint.
-
-    A version-1 checkpoint recorded the configured dtype only. It is trusted when its hash matches and that dtype
-    was explicit (``auto`` may have been bf16 on a GPU then and fp32 on this CPU now); the device it ran on was
-    never recorded, which is logged.
+def _check_checkpoint(output: Path, fingerprint: Fingerprint) -> None:
+    """Refuse to append to scores made under other settings, naming the settings that changed.
 
     Raises:
-        ThemisInputError: the settings differ (naming which, for version 2), or a version-1 ``--dtype auto`` run.
+        ThemisInputError: the settings or data differ, or the checkpoint is from an older fingerprint version
+            (which recorded the configured dtype, not the one the model ran in).
     """
-    path = output / CHECKPOINT_FILE
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    previous = str(stored.get("fingerprint", ""))
-    if stored.get("fingerprint_version") == FINGERPRINT_VERSION:
-        if previous != fingerprint.sha256:
-            changed = _changed_settings(stored.get("settings", {}), fingerprint.settings)
-            raise ThemisInputError(
-                f"{output} holds a run with different settings or data ({changed}); rerun with its settings, "
-                "use another --output, or delete that directory to start over"
-            )
-        return
-    if previous != legacy:
+    stored = json.loads((output / CHECKPOINT_FILE).read_text(encoding="utf-8"))
+    if stored.get("fingerprint_version") != FINGERPRINT_VERSION:
         raise ThemisInputError(
-            f"{output} holds a run with different settings or data (fingerprint {previous[:12]}...); "
+            f"{output} holds a run checkpointed by an older themis-rm (fingerprint version "
+            f"{stored.get('fingerprint_version', 1)}, not {FINGERPRINT_VERSION}), which did not record the dtype and "
+            "device its scores were made in; use another --output, or delete that directory to start over"
+        )
+    if stored.get("fingerprint") != fingerprint.sha256:
+        changed = _changed_settings(stored.get("settings", {}), fingerprint.settings)
+        raise ThemisInputError(
+            f"{output} holds a run with different settings or data ({changed}); rerun with its settings, "
             "use another --output, or delete that directory to start over"
         )
-    if configured_dtype == "auto":
-        raise ThemisInputError(
-            f"{output}: its checkpoint predates resolved-dtype fingerprints and that run used --dtype auto, so the "
-            "dtype of its scores is unknown; use another --output, or delete that directory to start over"
-        )
-    logger.warning(
-        "%s: trusting a version-1 checkpoint for --dtype %s; its device was not recorded", output, configured_dtype
-    )
-    _write_checkpoint(path, fingerprint)
 
 
 def _changed_settings(before: dict, now: dict) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from themis_rm.bench.checkpoint import PARTIAL_FILE, legacy_fingerprint, resume_scores, run_fingerprint
+from themis_rm.bench.checkpoint import PARTIAL_FILE, resume_scores, run_fingerprint
 from themis_rm.bench.metrics import (
     TIE_POLICIES,
     compile_results,
@@ -148,7 +148,7 @@ def run_bench(
     config.output.mkdir(parents=True, exist_ok=True)
     scorer = _pair_scorer(config, pack)  # before the fingerprint: it records the dtype and device "auto" became
     fingerprint = run_fingerprint(config, pack, pairs, scorer)
-    done = resume_scores(config.output, fingerprint, legacy_fingerprint(config, pack, pairs), config.dtype)
+    done = resume_scores(config.output, fingerprint)
     if config.adapter == "judge":
         scorer.keep_raw(set(done))
     pending = [p for p in pairs if p.id not in done]

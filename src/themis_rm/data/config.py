@@ -21,7 +21,8 @@ from themis_rm.data.dedup import DedupConfig
 from themis_rm.data.filters import FilterConfig
 from themis_rm.data.llm_steps import LLMConfig
 from themis_rm.data.mine import MineConfig
-from themis_rm.errors import MissingExtraError, ThemisInputError
+from themis_rm.errors import ThemisInputError
+from themis_rm.yamlfile import read_yaml_mapping
 
 EXECUTORS = ("local", "slurm", "ray")
 # Keys (dotted paths) holding file paths, resolved against the config file's directory.
@@ -81,17 +82,8 @@ class PipelineConfig:
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Read a pipeline YAML; ``overrides`` maps dotted keys (``executor.workers``) to values set on top."""
-    try:
-        import yaml
-    except ImportError as exc:
-        raise MissingExtraError("pyyaml", "data") from exc
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ThemisInputError(f"{path}: cannot read the pipeline YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ThemisInputError(f"{path}: the pipeline YAML must be a mapping of sections")
+    data = read_yaml_mapping(path, what="the pipeline YAML", where=str(path), extra="data")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     _resolve_paths(data, path.parent)

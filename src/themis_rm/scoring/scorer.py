@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -72,6 +73,20 @@ class ModelConfig:
     )
     judge_concurrency: int = 8  # adapter "judge": requests in flight
     engine: str = "auto"  # "auto" (fastest exact path per call), "prefix", "packed" or "padded"
+
+
+class ModelFields(Protocol):
+    """The model fields every job's config carries (``ModelConfig`` and ``ServeSettings`` both do)."""
+
+    model: str
+    dtype: str
+    device: str
+    max_length: int
+    batch_tokens: int | None
+    prompt_overflow: str
+    adapter: str
+    adapter_spec: str | None
+    engine: str
 
 
 @dataclass(frozen=True)
@@ -206,8 +221,8 @@ class Scorer:
         )
 
     @classmethod
-    def from_job_config(cls, config: ModelConfig, prompts: PromptPack | None) -> Scorer:
-        """Build from a job config's shared model fields."""
+    def from_job_config(cls, config: ModelFields, prompts: PromptPack | str | None) -> Scorer:
+        """Build from a job config's shared model fields (a :class:`ModelConfig`, or the server's settings)."""
         return cls.from_pretrained(
             config.model,
             dtype=config.dtype,

@@ -97,19 +97,7 @@ class RewardService:
         """Load the model (and the prompt pack when criteria are asked for) named by ``settings``."""
         needs_pack = settings.criteria.strip().lower() != "none" or settings.criteria_file is not None
         prompts = resolve_pack(settings.prompts, settings.criteria_file) if needs_pack else settings.prompts
-        scorer = Scorer.from_pretrained(
-            settings.model,
-            dtype=settings.dtype,
-            device=settings.device,
-            max_length=settings.max_length,
-            prompts=prompts,
-            batch_tokens=settings.batch_tokens,
-            prompt_overflow=settings.prompt_overflow,
-            adapter=settings.adapter,
-            adapter_spec=settings.adapter_spec,
-            engine=settings.engine,
-        )
-        return cls(scorer, settings, **kwargs)
+        return cls(Scorer.from_job_config(settings, prompts), settings, **kwargs)
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

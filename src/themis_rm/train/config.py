@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.yamlfile import read_yaml_mapping
 
 MAGNITUDE_FORMS = ("center", "abs_sum_sq")
 OVERFLOW_POLICIES = ("truncate", "drop")
@@ -215,19 +216,8 @@ def all_field_names() -> list[str]:
 
 def load_recipe(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     """Read a recipe YAML onto ``base`` (defaults); unknown keys and wrong types are errors naming the key."""
-    try:
-        import yaml
-    except ImportError as exc:
-        from themis_rm.errors import MissingExtraError
-
-        raise MissingExtraError("pyyaml", "train") from exc
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ThemisInputError(f"--config {path}: cannot read the recipe YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ThemisInputError(f"--config {path}: the recipe must be a mapping of keys to values")
+    data = read_yaml_mapping(path, what="the recipe YAML", where=f"--config {path}", extra="train")
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECTIONS:
