@@ -116,6 +116,16 @@ def test_tokenizer_without_chat_template_uses_the_plain_fallback(qwen_tokenizer)
     assert bare.decode(rendered.input_ids[rendered.prefix_len :]) == CHOSEN
 
 
+def test_the_fallback_keeps_the_one_bos_a_tokenizer_adds_by_default(llama_tokenizer):
+    import copy
+
+    bare = copy.deepcopy(llama_tokenizer)
+    bare.chat_template = None
+    rendered = ChatRenderer(bare).render(PROMPT, CHOSEN)
+    assert rendered.input_ids[0] == bare.bos_token_id and rendered.input_ids.count(bare.bos_token_id) == 1
+    assert bare.decode(rendered.input_ids[rendered.prefix_len :]) == CHOSEN
+
+
 def test_real_qwen3_template_matches_hf_chat_template_tokenisation(real_qwen3_tokenizer):
     renderer = ChatRenderer(real_qwen3_tokenizer)
     rendered = renderer.render(PROMPT, "\n\n" + CHOSEN, SYSTEM)

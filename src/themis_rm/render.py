@@ -87,6 +87,7 @@ class ChatRenderer:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.uses_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self._fallback_bos = "" if self.uses_chat_template else _default_bos(tokenizer)
         self._probe = lru_cache(maxsize=65536)(self._probe_uncached)
 
     def render(self, prompt: Prompt, response: str, system: str | None = None) -> RenderedSequence:
@@ -118,7 +119,7 @@ class ChatRenderer:
         """The conversation as text: the tokenizer's chat template, or a plain fallback when it has none."""
         if self.uses_chat_template:
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        return _fallback_template(messages)
+        return self._fallback_bos + _fallback_template(messages)
 
     # --------------------------------------------------------------------------------------------- internals
     def _char_bounds(self, text: str, request: ScoreRequest) -> _CharBounds:
@@ -226,6 +227,19 @@ def _common_suffix(a: str, b: str) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def _default_bos(tokenizer) -> str:
+    """The BOS text the tokenizer puts first by default (a base Llama does; Qwen has none), else ``""``.
+
+    Rendering tokenises with ``add_special_tokens=False`` (chat templates write their own BOS), so without a
+    template the BOS the model was trained with has to be written into the text, once.
+    """
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None or not tokenizer.bos_token:
+        return ""
+    ids = tokenizer("a")["input_ids"]
+    return tokenizer.bos_token if ids and ids[0] == bos_id else ""
 
 
 def _fallback_template(messages: list[Message]) -> str:
