@@ -32,6 +32,18 @@ def sample_pairs(tmp_path_factory, shared_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def many_pairs(tmp_path_factory, shared_dir) -> Path:
+    """600 real pairs: enough that a run is still going when the kill test stops it, however fast scoring gets."""
+    rows = []
+    for name in ("humanevalpack", "safecoder_security", "mdeval", "commitmined"):
+        lines = (shared_dir / "data" / "pairs" / f"{name}.jsonl").read_text().splitlines()
+        rows += [json.loads(line) for line in lines[:150]]
+    path = tmp_path_factory.mktemp("pairs") / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def _config(model, data, output, **overrides) -> BenchConfig:
     settings = dict(
         model=str(model),
@@ -227,9 +239,10 @@ def _bench_command(model, data, output) -> list[str]:
 
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, sample_pairs, tmp_path, kill_signal):
+def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, many_pairs, tmp_path, kill_signal):
     output = tmp_path / "run"
-    command = _bench_command(tiny_model_dir, sample_pairs, output)
+    total = sum(1 for _ in many_pairs.open())
+    command = _bench_command(tiny_model_dir, many_pairs, output)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = output / PARTIAL_FILE
@@ -237,21 +250,21 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, s
     while time.monotonic() < deadline and process.poll() is None:
         if partial.is_file() and len(partial.read_text().splitlines()) >= 8:
             break
-        time.sleep(0.05)
+        time.sleep(0.005)
     process.send_signal(kill_signal)
     process.wait(timeout=60)
     scored_before = len(partial.read_text().splitlines())
-    assert 8 <= scored_before < 60, "the run must have been stopped part-way"
+    assert 8 <= scored_before < total, "the run must have been stopped part-way"
     assert not (output / "results.json").exists()
 
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
     run = json.loads((output / "run.json").read_text())
     ids = [json.loads(line)["id"] for line in partial.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 60, "every pair exactly once"
-    assert run["resumed_pairs"] == scored_before and run["n_pairs"] == 60
+    assert len(ids) == len(set(ids)) == total, "every pair exactly once"
+    assert run["resumed_pairs"] == scored_before and run["n_pairs"] == total
 
     # The uninterrupted run uses the same chunks, so each pair is batched with the same neighbours.
-    fresh = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "fresh", chunk_pairs=4))
+    fresh = run_bench(_config(tiny_model_dir, many_pairs, tmp_path / "fresh", chunk_pairs=4))
     resumed_scores = read_scores_parquet(output / "scores.parquet")
     fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
     pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=0, atol=1e-5)
