@@ -20,6 +20,53 @@ def _shared_dir() -> Path:
     return Path(os.environ.get("THEMIS_SHARED", REPO_ROOT.parent / "shared")).resolve()
 
 
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _real_data_reason(path: Path) -> str:
+    return f"real_data: shared material not found at {path} (set THEMIS_SHARED, or deselect with -m 'not real_data')"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark every test that reaches shared/ ``real_data``, so ``-m "not real_data"`` selects the clone suite."""
+    for item in items:
+        if "shared_dir" in getattr(item, "fixturenames", ()) and item.get_closest_marker("real_data") is None:
+            item.add_marker(pytest.mark.real_data)
+
+
+def pytest_runtest_setup(item):
+    """Skip ``real_data`` tests before their fixtures are built when shared/ is absent (an error under CI)."""
+    path = _shared_dir()
+    if item.get_closest_marker("real_data") is not None and not (path / "reference").is_dir():
+        if _under_ci():
+            pytest.fail(f"THEMIS_SHARED={path} is missing under CI; real_data tests must not be skipped")
+        pytest.skip(_real_data_reason(path))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a skip (missing extra, fixture or file) is a failure that keeps the skip's reason."""
+    report = (yield).get_result()
+    if _under_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        _skip_to_failure(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a module skipped at import (``pytest.importorskip("fastapi")``)."""
+    report = (yield).get_result()
+    if _under_ci() and report.skipped:
+        _skip_to_failure(report)
+
+
+def _skip_to_failure(report) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_isolated(monkeypatch, tmp_path_factory):
     """No hub, no network fetch of prompts, and a private cache per test session."""
@@ -27,17 +74,38 @@ def _offline_and_isolated(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("THEMIS_OFFLINE", "1")
     monkeypatch.setenv("THEMIS_CACHE", str(tmp_path_factory.getbasetemp() / "themis-cache"))
     monkeypatch.delenv("THEMIS_PROMPTS", raising=False)
+    monkeypatch.delenv("THEMIS_CRASH_AT", raising=False)
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``$THEMIS_SHARED`` (default ../shared); skipped when absent, an error under CI=true."""
+    """``$THEMIS_SHARED`` (default ../shared); tests using it are ``real_data``: skipped when absent, or fail
+    under CI=true."""
     path = _shared_dir()
     if not (path / "reference").is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"THEMIS_SHARED={path} is missing under CI; real-data tests must not be skipped")
-        pytest.skip(f"shared material not found at {path} (set THEMIS_SHARED)")
+        if _under_ci():
+            pytest.fail(f"THEMIS_SHARED={path} is missing under CI; real_data tests must not be skipped")
+        pytest.skip(_real_data_reason(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def open_layout_path(tmp_path_factory) -> Path:
+    """The bundled open pack written in the ``themis_system_prompts.json`` layout: a JSON pack file for tests of
+    ``--prompts FILE`` mechanics that need no official wording."""
+    from themis_rm.tiny import open_pack_layout
+
+    path = tmp_path_factory.mktemp("open-layout") / "open_prompts.json"
+    path.write_text(json.dumps(open_pack_layout(), indent=1, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pair_rows() -> list[dict]:
+    """60 synthetic pairs over eight languages, five aspects and three subsets (:func:`synthetic_pair_rows`)."""
+    from themis_rm.tiny import synthetic_pair_rows
+
+    return synthetic_pair_rows(60)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
-"""Criteria selection and prompt rendering, checked byte for byte against the published Themis strings.
+"""Criteria selection and prompt rendering: mechanics on the bundled open pack, wording against the published strings.
 
-The official strings are read at runtime from ``shared/reference/themis_system_prompts.json`` and never copied
-here; every expected training string is rebuilt in this file from that file's ``train_components`` by the
+Selection, sampling, aliases and user criteria run on the ``open`` pack, whose expected strings are rebuilt here
+from its TOML. The byte-exact checks (``real_data``) read ``shared/reference/themis_system_prompts.json`` at
+runtime, never copied here; every expected training string is rebuilt from its ``train_components`` by the
 formula in its ``_note``, independently of :class:`PromptPack`.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import tomllib
 from collections import Counter
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ from themis_rm.criteria import (
     pack_from_layout,
 )
 from themis_rm.errors import CriteriaError, PromptPackError
+from themis_rm.packs import load_prompt_pack
 
 # Lengths of the published evaluation prompts (REFERENCE-NOTES 1.8); facts about the strings, not the strings.
 EVAL_LENGTHS = {
@@ -52,8 +56,40 @@ def layout(official_prompts_path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def components(layout) -> dict[str, str]:
+def official_components(layout) -> dict[str, str]:
     return layout["train_components"]
+
+
+def _open_components() -> dict[str, str]:
+    """The open pack's texts rebuilt from its TOML with :mod:`tomllib`, independently of :class:`PromptPack`."""
+    toml = (resources.files("themis_rm.resources") / "open_criteria.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(toml)
+    criteria = {table["key"]: f"**{table['title']}**: {table['text'].strip()}" for table in data["criteria"]}
+    return {"base": data["base"].strip(), **criteria}
+
+
+# Pack mechanics run on the bundled open pack; ``indirect`` parametrization adds the official pack (real_data).
+BOTH_PACKS = pytest.mark.parametrize(
+    "pack_case", ["open", pytest.param("official", marks=pytest.mark.real_data)], indirect=True
+)
+
+
+@pytest.fixture(scope="module")
+def pack_case(request) -> tuple[PromptPack, dict[str, str]]:
+    """(pack, its components as the layout's ``train_components``): the open pack unless parametrized."""
+    if getattr(request, "param", "open") == "open":
+        return load_prompt_pack("open"), _open_components()
+    return request.getfixturevalue("official_pack"), request.getfixturevalue("official_components")
+
+
+@pytest.fixture(scope="module")
+def pack(pack_case) -> PromptPack:
+    return pack_case[0]
+
+
+@pytest.fixture(scope="module")
+def components(pack_case) -> dict[str, str]:
+    return pack_case[1]
 
 
 def _full_training_string(components: dict[str, str], order: tuple[str, ...]) -> str:
@@ -67,14 +103,24 @@ def _single_training_string(components: dict[str, str], key: str) -> str:
     return components["base"] + "\n\n3. " + components[key] + "\n\n"
 
 
-@pytest.fixture(scope="module")
-def full_variants(components) -> dict[str, tuple[str, ...]]:
+def _all_full_variants(components: dict[str, str]) -> dict[str, tuple[str, ...]]:
     """All 5! shuffled all-criteria training strings, each mapped to its criteria order."""
     return {_full_training_string(components, order): order for order in itertools.permutations(CRITERIA)}
 
 
+@pytest.fixture(scope="module")
+def full_variants(components) -> dict[str, tuple[str, ...]]:
+    return _all_full_variants(components)
+
+
+@pytest.fixture(scope="module")
+def official_full_variants(official_components) -> dict[str, tuple[str, ...]]:
+    return _all_full_variants(official_components)
+
+
 # ------------------------------------------------------------------------------------ evaluation prompts
 @pytest.mark.parametrize("key", [FULL, *CRITERIA])
+@pytest.mark.real_data
 def test_eval_prompt_equals_published_string_byte_for_byte(official_pack, layout, key):
     rendered = official_pack.eval_prompt(official_pack.resolve(key))
 
@@ -83,9 +129,10 @@ def test_eval_prompt_equals_published_string_byte_for_byte(official_pack, layout
     assert len(rendered) == EVAL_LENGTHS[key]
 
 
+@BOTH_PACKS
 @pytest.mark.parametrize("key", [FULL, *CRITERIA])
-def test_eval_prompt_keeps_trailing_space_before_blank_line(official_pack, components, key):
-    rendered = official_pack.eval_prompt(official_pack.resolve(key))
+def test_eval_prompt_keeps_trailing_space_before_blank_line(pack, components, key):
+    rendered = pack.eval_prompt(pack.resolve(key))
     # The published preamble has exactly one line ending in a space ("...set of criteria. " + blank line).
     space_at = components["base"].index(" \n\n")
 
@@ -94,40 +141,42 @@ def test_eval_prompt_keeps_trailing_space_before_blank_line(official_pack, compo
     assert rendered[: space_at + 3] == components["base"][: space_at + 3]
 
 
-def test_full_eval_prompt_ends_with_single_newline(official_pack):
-    rendered = official_pack.eval_prompt(official_pack.resolve("full"))
+def test_full_eval_prompt_ends_with_single_newline(pack):
+    rendered = pack.eval_prompt(pack.resolve("full"))
 
     assert rendered.endswith(".\n")
     assert not rendered.endswith("\n\n")
 
 
 @pytest.mark.parametrize("key", CRITERIA)
-def test_single_criterion_eval_prompt_has_no_trailing_newline(official_pack, components, key):
-    rendered = official_pack.eval_prompt(official_pack.resolve(key))
+def test_single_criterion_eval_prompt_has_no_trailing_newline(pack, components, key):
+    rendered = pack.eval_prompt(pack.resolve(key))
 
     assert rendered == components["base"] + "\n\n3. " + components[key]
     assert not rendered.endswith("\n")
 
 
-def test_no_criteria_has_no_eval_prompt(official_pack):
-    assert official_pack.eval_prompt(official_pack.resolve("none")) is None
-    assert official_pack.eval_prompt(()) is None
+def test_no_criteria_has_no_eval_prompt(pack):
+    assert pack.eval_prompt(pack.resolve("none")) is None
+    assert pack.eval_prompt(()) is None
 
 
 # -------------------------------------------------------------------------------------- training prompts
-def test_training_prompt_matches_note_formula_for_all_120_orders(official_pack, components):
+@BOTH_PACKS
+def test_training_prompt_matches_note_formula_for_all_120_orders(pack, components):
     orders = list(itertools.permutations(CRITERIA))
     assert len(orders) == 120
 
     for order in orders:
-        assert official_pack.training_prompt(order) == _full_training_string(components, order), order
+        assert pack.training_prompt(order) == _full_training_string(components, order), order
 
 
-def test_full_eval_prompt_plus_newline_is_exactly_one_training_variant(official_pack, layout, full_variants):
-    assert len(full_variants) == 120
+@pytest.mark.real_data
+def test_full_eval_prompt_plus_newline_is_exactly_one_training_variant(official_pack, layout, official_full_variants):
+    assert len(official_full_variants) == 120
     full_plus_newline = layout["eval_prompts"][FULL] + "\n"
 
-    matches = [order for text, order in full_variants.items() if text == full_plus_newline]
+    matches = [order for text, order in official_full_variants.items() if text == full_plus_newline]
 
     assert matches == [FULL_EVAL_ORDER]
     assert FULL_EVAL_ORDER == (
@@ -141,15 +190,18 @@ def test_full_eval_prompt_plus_newline_is_exactly_one_training_variant(official_
 
 
 @pytest.mark.parametrize("key", CRITERIA)
-def test_single_criterion_training_prompt_is_eval_prompt_plus_blank_line(official_pack, layout, components, key):
+@pytest.mark.real_data
+def test_single_criterion_training_prompt_is_eval_prompt_plus_blank_line(
+    official_pack, layout, official_components, key
+):
     training = official_pack.training_prompt((key,))
 
     assert training == layout["eval_prompts"][key] + "\n\n"
-    assert training == _single_training_string(components, key)
+    assert training == _single_training_string(official_components, key)
 
 
-def test_sampler_full_branch_draws_only_the_120_variants_and_covers_them(official_pack, full_variants):
-    sampler = PromptSampler(official_pack, SamplingProbs(none=0.0, single=0.0, full=1.0), seed=7)
+def test_sampler_full_branch_draws_only_the_120_variants_and_covers_them(pack, full_variants):
+    sampler = PromptSampler(pack, SamplingProbs(none=0.0, single=0.0, full=1.0), seed=7)
 
     drawn = [sampler.sample(RUNTIME_EFFICIENCY, index) for index in range(3000)]
 
@@ -157,8 +209,8 @@ def test_sampler_full_branch_draws_only_the_120_variants_and_covers_them(officia
     assert len(set(drawn)) == 120
 
 
-def test_sampler_default_draws_are_none_single_or_one_of_the_120_variants(official_pack, components, full_variants):
-    sampler = PromptSampler(official_pack, seed=3)
+def test_sampler_default_draws_are_none_single_or_one_of_the_120_variants(pack, components, full_variants):
+    sampler = PromptSampler(pack, seed=3)
     single = _single_training_string(components, SECURITY_HARDNESS)
 
     drawn = [sampler.sample(SECURITY_HARDNESS, index) for index in range(2000)]
@@ -176,8 +228,8 @@ def _branch(text: str | None, single: str) -> str:
     return "single" if text == single else "full"
 
 
-def test_sampler_default_frequencies_are_15_60_25(official_pack, components):
-    sampler = PromptSampler(official_pack, seed=0)
+def test_sampler_default_frequencies_are_15_60_25(pack, components):
+    sampler = PromptSampler(pack, seed=0)
     single = _single_training_string(components, FUNCTIONAL_CORRECTNESS)
     n = 20_000
 
@@ -188,37 +240,38 @@ def test_sampler_default_frequencies_are_15_60_25(official_pack, components):
     assert counts["full"] / n == pytest.approx(0.25, abs=0.015)
 
 
+@pytest.mark.real_data
 def test_pack_sampling_matches_published_cumulative_thresholds(official_pack):
     assert official_pack.sampling == SamplingProbs(none=0.15, single=0.60, full=0.25)
 
 
-def test_sampler_same_seed_gives_identical_sequence(official_pack):
-    first = [PromptSampler(official_pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
-    second = [PromptSampler(official_pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
+def test_sampler_same_seed_gives_identical_sequence(pack):
+    first = [PromptSampler(pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
+    second = [PromptSampler(pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
 
     assert first == second
 
 
-def test_sampler_different_seed_gives_different_sequence(official_pack):
-    first = [PromptSampler(official_pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
-    second = [PromptSampler(official_pack, seed=12).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
+def test_sampler_different_seed_gives_different_sequence(pack):
+    first = [PromptSampler(pack, seed=11).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
+    second = [PromptSampler(pack, seed=12).sample(MEMORY_EFFICIENCY, i) for i in range(300)]
 
     assert first != second
 
 
-def test_sampler_draw_depends_only_on_seed_epoch_and_index_not_call_order(official_pack):
+def test_sampler_draw_depends_only_on_seed_epoch_and_index_not_call_order(pack):
     indices = list(range(200))
-    forward = PromptSampler(official_pack, seed=5)
+    forward = PromptSampler(pack, seed=5)
     expected = {i: forward.sample(RUNTIME_EFFICIENCY, i, epoch=2) for i in indices}
 
-    shuffled = PromptSampler(official_pack, seed=5)
+    shuffled = PromptSampler(pack, seed=5)
     for i in [*reversed(indices[100:]), *indices[:100]]:
         shuffled.sample(SECURITY_HARDNESS, i + 1000)  # unrelated draws in between change nothing
         assert shuffled.sample(RUNTIME_EFFICIENCY, i, epoch=2) == expected[i]
 
 
-def test_sampler_new_epoch_resamples(official_pack):
-    sampler = PromptSampler(official_pack, seed=5)
+def test_sampler_new_epoch_resamples(pack):
+    sampler = PromptSampler(pack, seed=5)
 
     epoch0 = [sampler.sample(READABILITY_MAINTAINABILITY, i, epoch=0) for i in range(200)]
     epoch1 = [sampler.sample(READABILITY_MAINTAINABILITY, i, epoch=1) for i in range(200)]
@@ -227,13 +280,13 @@ def test_sampler_new_epoch_resamples(official_pack):
     assert epoch0 == [sampler.sample(READABILITY_MAINTAINABILITY, i, epoch=0) for i in range(200)]
 
 
-def test_sampler_honours_custom_probabilities(official_pack, components):
+def test_sampler_honours_custom_probabilities(pack, components):
     single = _single_training_string(components, RUNTIME_EFFICIENCY)
     n = 4000
 
-    always_none = PromptSampler(official_pack, SamplingProbs(none=1.0, single=0.0, full=0.0))
-    always_single = PromptSampler(official_pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
-    half_half = PromptSampler(official_pack, SamplingProbs(none=0.5, single=0.0, full=0.5), seed=1)
+    always_none = PromptSampler(pack, SamplingProbs(none=1.0, single=0.0, full=0.0))
+    always_single = PromptSampler(pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
+    half_half = PromptSampler(pack, SamplingProbs(none=0.5, single=0.0, full=0.5), seed=1)
 
     assert {always_none.sample(RUNTIME_EFFICIENCY, i) for i in range(200)} == {None}
     assert {always_single.sample(RUNTIME_EFFICIENCY, i) for i in range(200)} == {single}
@@ -242,8 +295,8 @@ def test_sampler_honours_custom_probabilities(official_pack, components):
     assert counts["none"] / n == pytest.approx(0.5, abs=0.03)
 
 
-def test_sampler_uses_the_pack_sampling_by_default(official_pack):
-    pack = replace(official_pack, sampling=SamplingProbs(none=1.0, single=0.0, full=0.0))
+def test_sampler_uses_the_pack_sampling_by_default(pack):
+    pack = replace(pack, sampling=SamplingProbs(none=1.0, single=0.0, full=0.0))
 
     assert {PromptSampler(pack).sample(RUNTIME_EFFICIENCY, i) for i in range(100)} == {None}
 
@@ -258,14 +311,14 @@ def test_invalid_sampling_probabilities_raise(none, single, full):
 
 
 @pytest.mark.parametrize("aspect", ["Helpfulness", "Harmlessness", None])
-def test_sampler_single_branch_gives_base_only_for_general_aspects(official_pack, components, aspect):
-    sampler = PromptSampler(official_pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
+def test_sampler_single_branch_gives_base_only_for_general_aspects(pack, components, aspect):
+    sampler = PromptSampler(pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
 
     assert {sampler.sample(aspect, i) for i in range(50)} == {components["base"] + "\n\n"}
 
 
-def test_sampler_rejects_aspect_naming_several_criteria(official_pack):
-    sampler = PromptSampler(official_pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
+def test_sampler_rejects_aspect_naming_several_criteria(pack):
+    sampler = PromptSampler(pack, SamplingProbs(none=0.0, single=1.0, full=0.0))
 
     with pytest.raises(CriteriaError, match="exactly one criterion"):
         sampler.sample("runtime,security", 0)
@@ -295,34 +348,34 @@ def test_sampler_rejects_aspect_naming_several_criteria(official_pack):
         (None, ()),
     ],
 )
-def test_resolve_accepts_aliases_case_insensitively(official_pack, spec, expected):
-    assert official_pack.resolve(spec) == expected
+def test_resolve_accepts_aliases_case_insensitively(pack, spec, expected):
+    assert pack.resolve(spec) == expected
 
 
-def test_resolve_comma_list_returns_canonical_order(official_pack):
-    assert official_pack.resolve("security, runtime") == (RUNTIME_EFFICIENCY, SECURITY_HARDNESS)
-    assert official_pack.resolve(["SECURITY", "fc", "memory"]) == (
+def test_resolve_comma_list_returns_canonical_order(pack):
+    assert pack.resolve("security, runtime") == (RUNTIME_EFFICIENCY, SECURITY_HARDNESS)
+    assert pack.resolve(["SECURITY", "fc", "memory"]) == (
         MEMORY_EFFICIENCY,
         FUNCTIONAL_CORRECTNESS,
         SECURITY_HARDNESS,
     )
 
 
-def test_resolve_order_is_independent_of_input_order(official_pack):
+def test_resolve_order_is_independent_of_input_order(pack):
     names = ["security", "fc", "readability", "memory"]
 
-    results = {official_pack.resolve(",".join(perm)) for perm in itertools.permutations(names)}
+    results = {pack.resolve(",".join(perm)) for perm in itertools.permutations(names)}
 
     assert results == {(MEMORY_EFFICIENCY, FUNCTIONAL_CORRECTNESS, READABILITY_MAINTAINABILITY, SECURITY_HARDNESS)}
 
 
-def test_resolve_full_with_extra_names_is_still_full(official_pack):
-    assert official_pack.resolve("runtime,full,none") == FULL_EVAL_ORDER
+def test_resolve_full_with_extra_names_is_still_full(pack):
+    assert pack.resolve("runtime,full,none") == FULL_EVAL_ORDER
 
 
-def test_unknown_criterion_error_lists_valid_names(official_pack):
+def test_unknown_criterion_error_lists_valid_names(pack):
     with pytest.raises(CriteriaError) as caught:
-        official_pack.resolve("runtime,speed")
+        pack.resolve("runtime,speed")
 
     message = str(caught.value)
     assert "unknown criterion 'speed'" in message
@@ -340,14 +393,14 @@ def test_unknown_criterion_error_lists_valid_names(official_pack):
         ("security,memory", "Memory_Efficiency+Security_Hardness"),
     ],
 )
-def test_selection_label_names_the_selection(official_pack, spec, label):
-    assert official_pack.selection_label(official_pack.resolve(spec)) == label
+def test_selection_label_names_the_selection(pack, spec, label):
+    assert pack.selection_label(pack.resolve(spec)) == label
 
 
-def test_multi_criteria_subset_renders_in_full_style(official_pack, components):
-    selection = official_pack.resolve("security,readability,fc")
+def test_multi_criteria_subset_renders_in_full_style(pack, components):
+    selection = pack.resolve("security,readability,fc")
 
-    rendered = official_pack.eval_prompt(selection)
+    rendered = pack.eval_prompt(selection)
 
     assert selection == (FUNCTIONAL_CORRECTNESS, READABILITY_MAINTAINABILITY, SECURITY_HARDNESS)
     assert rendered == (
@@ -384,17 +437,17 @@ THREAD_SAFETY_TEXT = (
 
 
 @pytest.fixture
-def user_pack(official_pack, tmp_path) -> PromptPack:
+def user_pack(pack, tmp_path) -> PromptPack:
     path = tmp_path / "team_criteria.toml"
     path.write_text(USER_CRITERIA_TOML, encoding="utf-8")
-    return official_pack.with_user_criteria(path)
+    return pack.with_user_criteria(path)
 
 
-def test_user_criteria_are_added_after_the_official_ones(user_pack, official_pack):
+def test_user_criteria_are_added_after_the_official_ones(user_pack, pack):
     assert user_pack.keys == (*CRITERIA, "Thread_Safety", "API_Design")
-    assert user_pack.name == f"{official_pack.name}+team_criteria"
+    assert user_pack.name == f"{pack.name}+team_criteria"
     assert user_pack.components["Thread_Safety"] == THREAD_SAFETY_TEXT
-    assert dict(official_pack.components) == {k: user_pack.components[k] for k in CRITERIA}
+    assert dict(pack.components) == {k: user_pack.components[k] for k in CRITERIA}
 
 
 @pytest.mark.parametrize("spec", ["Thread_Safety", "thread_safety", "threads", "THREADS", "ts"])
@@ -422,9 +475,9 @@ def test_user_criterion_in_subset_follows_official_ones(user_pack, components):
     )
 
 
-def test_user_criteria_keep_full_meaning_the_official_five(user_pack, official_pack):
+def test_user_criteria_keep_full_meaning_the_official_five(user_pack, pack):
     assert user_pack.resolve("full") == FULL_EVAL_ORDER
-    assert user_pack.eval_prompt(user_pack.resolve("full")) == official_pack.eval_prompt(FULL_EVAL_ORDER)
+    assert user_pack.eval_prompt(user_pack.resolve("full")) == pack.eval_prompt(FULL_EVAL_ORDER)
 
 
 def test_unknown_name_error_lists_user_criteria(user_pack):
@@ -447,98 +500,100 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_bad_toml_error_names_the_file(official_pack, tmp_path):
+def test_bad_toml_error_names_the_file(pack, tmp_path):
     path = _write(tmp_path, '[[criteria]]\nkey = "Unterminated\n')
 
     with pytest.raises(PromptPackError, match="cannot read TOML") as caught:
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
     assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize("field", ["key", "title", "text"])
-def test_missing_field_error_names_file_and_field(official_pack, tmp_path, field):
+def test_missing_field_error_names_file_and_field(pack, tmp_path, field):
     fields = {"key": '"Naming"', "title": '"Naming"', "text": '"Are names clear?"'}
     third = "\n".join(f"{name} = {value}" for name, value in fields.items() if name != field)
     path = _write(tmp_path, USER_CRITERIA_TOML + "\n[[criteria]]\n" + third + "\n")
 
     with pytest.raises(PromptPackError) as caught:
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
     assert str(caught.value) == f"{path}: criteria[2].{field} must be a non-empty string"
 
 
-def test_empty_field_error_names_file_and_field(official_pack, tmp_path):
+def test_empty_field_error_names_file_and_field(pack, tmp_path):
     path = _write(tmp_path, '[[criteria]]\nkey = "Thread_Safety"\ntitle = "  "\ntext = "Races?"\n')
 
     with pytest.raises(PromptPackError, match=r"criteria\[0\]\.title must be a non-empty string"):
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
 
-def test_duplicate_key_error_names_file_and_field(official_pack, tmp_path):
+def test_duplicate_key_error_names_file_and_field(pack, tmp_path):
     path = _write(tmp_path, USER_CRITERIA_TOML.replace('key = "API_Design"', 'key = "Thread_Safety"'))
 
     with pytest.raises(PromptPackError) as caught:
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
     assert str(caught.value) == f"{path}: criteria[1].key 'Thread_Safety' is defined twice"
 
 
 @pytest.mark.parametrize("key", ["Runtime_Efficiency", "runtime_efficiency", "Security", "full", "None", "all"])
-def test_user_key_taking_an_existing_name_is_refused(official_pack, tmp_path, key):
+def test_user_key_taking_an_existing_name_is_refused(pack, tmp_path, key):
     path = _write(tmp_path, f'[[criteria]]\nkey = "{key}"\ntitle = "T"\ntext = "Text."\n')
 
     with pytest.raises(PromptPackError, match=rf"criteria\[0\]\.key '{key}' is") as caught:
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
     assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize("alias", ["runtime", "fc", "memory_efficiency", "full", "none"])
-def test_user_alias_shadowing_an_existing_name_is_refused(official_pack, tmp_path, alias):
+def test_user_alias_shadowing_an_existing_name_is_refused(pack, tmp_path, alias):
     path = _write(tmp_path, THREAD_SAFETY_TABLE + f'aliases = ["{alias}"]\n')
 
     with pytest.raises(PromptPackError, match=re.escape(f"{path.name}: criteria[0].aliases: '{alias}'")):
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
 
-def test_user_alias_must_be_a_list_of_strings(official_pack, tmp_path):
+def test_user_alias_must_be_a_list_of_strings(pack, tmp_path):
     path = _write(tmp_path, THREAD_SAFETY_TABLE + 'aliases = "threads"\n')
 
     with pytest.raises(PromptPackError, match=r"criteria\[0\]\.aliases must be a list of non-empty strings"):
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
 
-def test_criteria_written_as_single_table_is_refused(official_pack, tmp_path):
+def test_criteria_written_as_single_table_is_refused(pack, tmp_path):
     path = _write(tmp_path, '[criteria]\nkey = "Thread_Safety"\ntitle = "T"\ntext = "X."\n')
 
     expected = "'criteria' must be an array of tables, written [[criteria]]"
     with pytest.raises(PromptPackError, match=re.escape(expected)):
-        official_pack.with_user_criteria(path)
+        pack.with_user_criteria(path)
 
 
 # -------------------------------------------------------------------------------------------- pack hash
+@pytest.mark.real_data
 def test_pack_sha256_is_stable(official_pack, official_prompts_path):
     assert official_pack.sha256 == OFFICIAL_PACK_SHA256
     assert load_pack_json(official_prompts_path).sha256 == OFFICIAL_PACK_SHA256
 
 
-def test_pack_sha256_changes_when_a_text_changes(official_pack):
-    runtime_text = official_pack.components[RUNTIME_EFFICIENCY] + " "
-    changed_text = replace(official_pack, components={**official_pack.components, RUNTIME_EFFICIENCY: runtime_text})
-    changed_base = replace(official_pack, base=official_pack.base.replace(" \n\n", "\n\n"))
-    changed_sampling = replace(official_pack, sampling=SamplingProbs(none=0.2, single=0.55, full=0.25))
+def test_pack_sha256_changes_when_a_text_changes(pack):
+    runtime_text = pack.components[RUNTIME_EFFICIENCY] + " "
+    changed_text = replace(pack, components={**pack.components, RUNTIME_EFFICIENCY: runtime_text})
+    changed_base = replace(pack, base=pack.base.replace(" \n\n", "\n\n"))
+    changed_sampling = replace(pack, sampling=SamplingProbs(none=0.2, single=0.55, full=0.25))
 
-    digests = {p.sha256 for p in (official_pack, changed_text, changed_base, changed_sampling)}
+    digests = {p.sha256 for p in (pack, changed_text, changed_base, changed_sampling)}
 
     assert len(digests) == 4
 
 
-def test_pack_sha256_ignores_the_pack_name(official_pack):
-    assert replace(official_pack, name="renamed").sha256 == official_pack.sha256
+def test_pack_sha256_ignores_the_pack_name(pack):
+    assert replace(pack, name="renamed").sha256 == pack.sha256
 
 
 # ------------------------------------------------------------------------------------ layout verification
+@pytest.mark.real_data
 def test_layout_with_altered_eval_prompt_is_refused_with_position(layout):
     altered = json.loads(json.dumps(layout))
     published = altered["eval_prompts"][RUNTIME_EFFICIENCY]
@@ -549,6 +604,7 @@ def test_layout_with_altered_eval_prompt_is_refused_with_position(layout):
         pack_from_layout(altered, name="altered.json")
 
 
+@pytest.mark.real_data
 def test_layout_with_eval_prompt_missing_tail_reports_where_it_ends(layout):
     altered = json.loads(json.dumps(layout))
     altered["eval_prompts"][FULL] = altered["eval_prompts"][FULL].rstrip("\n")
@@ -557,6 +613,7 @@ def test_layout_with_eval_prompt_missing_tail_reports_where_it_ends(layout):
         pack_from_layout(altered, name="altered.json")
 
 
+@pytest.mark.real_data
 def test_layout_without_a_criterion_is_refused(layout):
     altered = json.loads(json.dumps(layout))
     del altered["train_components"][SECURITY_HARDNESS]

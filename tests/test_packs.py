@@ -1,8 +1,8 @@
 """Where prompt packs come from: bundled, a local file, ``THEMIS_PROMPTS``, or the official fetch-verify-cache path.
 
 The official source files are never downloaded here. The tests synthesize two Python files shaped like the
-authors' (built at runtime from ``shared/reference/themis_system_prompts.json``), serve them from a real HTTP
-server on 127.0.0.1, and check that they are verified, parsed without being executed, and cached.
+authors' (carrying the bundled open pack in the official layout, so no shared/ material is needed), serve them
+from a real HTTP server on 127.0.0.1, and check that they are verified, parsed without being executed, and cached.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from themis_rm.packs import (
     load_prompt_pack,
     official_cache_path,
 )
+from themis_rm.tiny import open_pack_layout
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +48,27 @@ def _private_cache(monkeypatch, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def layout(official_prompts_path) -> dict:
+def official_layout(official_prompts_path) -> dict:
     return json.loads(official_prompts_path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def layout() -> dict:
+    """The open pack in the official file's layout: the synthesized sources carry it (mechanics, not wording)."""
+    return open_pack_layout()
+
+
+@pytest.fixture(scope="module")
+def layout_pack(layout):
+    return pack_from_layout(layout, name="layout")
+
+
+@pytest.fixture(scope="module", params=["open", pytest.param("official", marks=pytest.mark.real_data)])
+def json_pack(request, open_layout_path) -> tuple[Path, object]:
+    """(a pack file in the ``themis_system_prompts.json`` layout, the pack it must load as)."""
+    if request.param == "open":
+        return open_layout_path, load_prompt_pack("open")
+    return request.getfixturevalue("official_prompts_path"), request.getfixturevalue("official_pack")
 
 
 def _same_prompts(a, b) -> bool:
@@ -56,15 +76,16 @@ def _same_prompts(a, b) -> bool:
 
 
 # ------------------------------------------------------------------------------------- local packs
-def test_open_pack_is_bundled_wording_not_the_official_one(layout):
+@pytest.mark.real_data
+def test_open_pack_is_bundled_wording_not_the_official_one(official_layout):
     pack = load_prompt_pack("open")
 
     assert pack.name == "open"
     assert pack.keys == CRITERIA
-    assert pack.base != layout["train_components"]["base"]
+    assert pack.base != official_layout["train_components"]["base"]
     for key in CRITERIA:
-        assert pack.components[key] != layout["train_components"][key]
-    for key, published in layout["eval_prompts"].items():
+        assert pack.components[key] != official_layout["train_components"][key]
+    for key, published in official_layout["eval_prompts"].items():
         assert pack.eval_prompt(pack.resolve(key)) != published
 
 
@@ -74,19 +95,21 @@ def test_open_pack_loads_offline_without_a_cache(_private_cache):
     assert not _private_cache.exists()
 
 
-def test_json_path_loads_the_shared_pack(official_prompts_path, official_pack):
-    for spec in (official_prompts_path, str(official_prompts_path)):
+def test_json_path_loads_the_shared_pack(json_pack):
+    path, expected = json_pack
+    for spec in (path, str(path)):
         pack = load_prompt_pack(spec)
 
-        assert pack.name == "themis_system_prompts.json"
-        assert _same_prompts(pack, official_pack)
-        assert pack.sha256 == official_pack.sha256
+        assert pack.name == path.name
+        assert _same_prompts(pack, expected)
+        assert pack.sha256 == expected.sha256
 
 
-def test_themis_prompts_env_var_selects_the_pack(monkeypatch, official_prompts_path, official_pack):
-    monkeypatch.setenv("THEMIS_PROMPTS", str(official_prompts_path))
+def test_themis_prompts_env_var_selects_the_pack(monkeypatch, json_pack):
+    path, expected = json_pack
+    monkeypatch.setenv("THEMIS_PROMPTS", str(path))
 
-    assert load_prompt_pack().sha256 == official_pack.sha256
+    assert load_prompt_pack().sha256 == expected.sha256
     assert load_prompt_pack("open").name == "open"  # an explicit spec wins over the variable
 
     monkeypatch.setenv("THEMIS_PROMPTS", "open")
@@ -376,7 +399,7 @@ def test_fetch_refuses_a_file_whose_sha256_differs_from_the_pinned_one(site, sou
     assert not sources.marker.exists()
 
 
-def test_fetch_with_matching_digests_caches_a_pack_usable_offline(monkeypatch, site, sources, layout, official_pack):
+def test_fetch_with_matching_digests_caches_a_pack_usable_offline(monkeypatch, site, sources, layout, layout_pack):
     eval_pin, mapper_pin = sources.pinned()
     monkeypatch.setattr(packs, "EVAL_SCRIPT", eval_pin)
     monkeypatch.setattr(packs, "PROMPT_MAPPER", mapper_pin)
@@ -394,14 +417,14 @@ def test_fetch_with_matching_digests_caches_a_pack_usable_offline(monkeypatch, s
     pack = load_prompt_pack("official")  # THEMIS_OFFLINE=1: must come from the cache
 
     assert pack.name == OFFICIAL_NAME
-    assert _same_prompts(pack, official_pack)
-    assert pack.sha256 == official_pack.sha256
+    assert _same_prompts(pack, layout_pack)
+    assert pack.sha256 == layout_pack.sha256
     for key in (FULL, *CRITERIA):
         assert pack.eval_prompt(pack.resolve(key)) == layout["eval_prompts"][key]
     assert len(site.requests) == 2
 
 
-def test_official_pack_is_fetched_on_demand_when_the_network_is_allowed(monkeypatch, site, sources, official_pack):
+def test_official_pack_is_fetched_on_demand_when_the_network_is_allowed(monkeypatch, site, sources, layout_pack):
     eval_pin, mapper_pin = sources.pinned()
     monkeypatch.setattr(packs, "EVAL_SCRIPT", eval_pin)
     monkeypatch.setattr(packs, "PROMPT_MAPPER", mapper_pin)
@@ -409,7 +432,7 @@ def test_official_pack_is_fetched_on_demand_when_the_network_is_allowed(monkeypa
 
     pack = load_prompt_pack("official", allow_network=True)
 
-    assert pack.sha256 == official_pack.sha256
+    assert pack.sha256 == layout_pack.sha256
     assert official_cache_path().is_file()
     assert len(site.requests) == 2
 

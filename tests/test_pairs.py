@@ -497,6 +497,7 @@ def test_input_kind_tells_pairs_from_responses(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ real data
+@pytest.mark.real_data
 def test_shared_pair_files_load_without_skips(shared_dir, resolve_aspect):
     files = sorted((shared_dir / "data" / "pairs").glob("*.jsonl"))
     assert files, "no pair files under shared/data/pairs"

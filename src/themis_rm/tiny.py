@@ -195,3 +195,64 @@ def build_tiny_causal_lm(
     Qwen3ForCausalLM(config).save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+def open_pack_layout() -> dict:
+    """The bundled ``open`` pack in the layout of ``themis_system_prompts.json`` (train components, sampling and
+    the rendered eval prompts): a stand-in for the official file wherever a test checks mechanics, not wording.
+    """
+    from themis_rm.criteria import CRITERIA, FULL
+    from themis_rm.packs import load_prompt_pack
+
+    pack = load_prompt_pack("open")
+    return {
+        "_source": "themis-rm open pack (bundled wording, not the official strings)",
+        "train_components": {"base": pack.base, **{key: pack.components[key] for key in CRITERIA}},
+        "train_sampling": {"none": pack.sampling.none, "single_criterion": pack.sampling.single,
+                           "full_shuffled": pack.sampling.full},
+        "eval_prompts": {key: pack.eval_prompt(pack.resolve(key)) for key in (FULL, *CRITERIA)},
+    }  # fmt: skip
+
+
+SYNTHETIC_SUBSETS = ("humanevalpack", "mdeval", "commitmined")
+
+
+def synthetic_pair_rows(n: int) -> list[dict]:
+    """``n`` distinct pair rows built from the bundled demo pairs, for bench and pipeline tests without shared/.
+
+    Row ``i`` takes demo pair ``i % 10``'s code and language, a prompt that names ``i`` (so no two rows score
+    alike), an aspect that rotates with the row and with each pass over the ten (every language meets
+    several criteria) and one of
+    three subsets. One row::
+
+        {"id": "SYN007_DEMO_SH_RUBY", "prompt": "... (case 7)", "chosen": "...", "rejected": "...",
+         "aspect": "Security_Hardness", "language": "Ruby", "subset": "humanevalpack"}
+    """
+    from themis_rm.criteria import CRITERIA
+    from themis_rm.demo import demo_pairs
+
+    templates = demo_pairs()
+    rows = []
+    for i in range(n):
+        pair = templates[i % len(templates)]
+        rows.append(
+            {
+                "id": f"SYN{i:03d}_{pair.id}",
+                "prompt": f"{pair.prompt} (case {i})",
+                "chosen": pair.chosen,
+                "rejected": pair.rejected,
+                "aspect": CRITERIA[(2 * i + i // len(templates)) % len(CRITERIA)],
+                "language": pair.language,
+                "subset": SYNTHETIC_SUBSETS[i % len(SYNTHETIC_SUBSETS)],
+            }
+        )
+    return rows
+
+
+def write_pairs_jsonl(path: str | Path, rows: list[dict]) -> Path:
+    """Write ``rows`` as JSON lines (one pair per line, as ``themis bench --data`` reads them)."""
+    import json
+
+    path = Path(path)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -38,7 +38,7 @@ def _pairs_file(tmp_path):
     return path
 
 
-def test_judge_bench_scores_every_pair_counts_nan_and_keeps_raw_outputs(judge_server, tmp_path, official_prompts_path):
+def test_judge_bench_scores_every_pair_counts_nan_and_keeps_raw_outputs(judge_server, tmp_path, open_layout_path):
     server, base_url = judge_server
     output = tmp_path / "run"
     config = BenchConfig(
@@ -47,7 +47,7 @@ def test_judge_bench_scores_every_pair_counts_nan_and_keeps_raw_outputs(judge_se
         output=output,
         adapter="judge",
         judge_url=base_url,
-        prompts=str(official_prompts_path),
+        prompts=str(open_layout_path),
         judge_concurrency=2,
     )
     result = run_bench(config)
@@ -74,14 +74,14 @@ def test_judge_adapter_without_url_is_refused(tmp_path):
         run_bench(config)
 
 
-def _judge_config(tmp_path, base_url, official_prompts_path, **overrides) -> BenchConfig:
+def _judge_config(tmp_path, base_url, open_layout_path, **overrides) -> BenchConfig:
     fields = dict(
         model="judge-tiny",
         data=str(_pairs_file(tmp_path)),
         output=tmp_path / "run",
         adapter="judge",
         judge_url=base_url,
-        prompts=str(official_prompts_path),
+        prompts=str(open_layout_path),
         judge_concurrency=2,
         chunk_pairs=1,
     )
@@ -92,11 +92,9 @@ def _raw_lines(output) -> list[dict]:
     return [json.loads(line) for line in (output / "judge_raw.jsonl").read_text().splitlines()]
 
 
-def test_resumed_judge_run_keeps_exactly_one_raw_answer_per_pair_and_side(
-    judge_server, tmp_path, official_prompts_path
-):
+def test_resumed_judge_run_keeps_exactly_one_raw_answer_per_pair_and_side(judge_server, tmp_path, open_layout_path):
     _, base_url = judge_server
-    config = _judge_config(tmp_path, base_url, official_prompts_path)
+    config = _judge_config(tmp_path, base_url, open_layout_path)
     run_bench(config)
     # A kill after the judge answered chunks 2 and 3 but before their scores were checkpointed looks like this:
     partial = config.output / "scores.partial.jsonl"
@@ -113,10 +111,10 @@ def test_resumed_judge_run_keeps_exactly_one_raw_answer_per_pair_and_side(
 
 
 def test_perturbed_judge_answers_are_tagged_with_their_kind_and_rerun_whole_on_resume(
-    judge_server, tmp_path, official_prompts_path
+    judge_server, tmp_path, open_layout_path
 ):
     _, base_url = judge_server
-    config = _judge_config(tmp_path, base_url, official_prompts_path, perturb=("self_praise",))
+    config = _judge_config(tmp_path, base_url, open_layout_path, perturb=("self_praise",))
     run_bench(config)
     run_bench(config)  # resumed with every pair checkpointed: the robustness pass runs again
     raw = _raw_lines(config.output)
@@ -125,7 +123,7 @@ def test_perturbed_judge_answers_are_tagged_with_their_kind_and_rerun_whole_on_r
     assert len(raw) == 12 and clean == praised and len(set(clean)) == 6
 
 
-def test_judge_sampling_flags_reach_the_requests_and_run_json(judge_server, tmp_path, official_prompts_path):
+def test_judge_sampling_flags_reach_the_requests_and_run_json(judge_server, tmp_path, open_layout_path):
     from typer.testing import CliRunner
 
     from themis_rm.cli import app
@@ -149,7 +147,7 @@ def test_judge_sampling_flags_reach_the_requests_and_run_json(judge_server, tmp_
             "--judge-url",
             base_url,
             "--prompts",
-            str(official_prompts_path),
+            str(open_layout_path),
             *flags,
             "--judge-score-range",
             "0,10",
@@ -165,16 +163,16 @@ def test_judge_sampling_flags_reach_the_requests_and_run_json(judge_server, tmp_
     assert run["engine"] == "judge" and run["numpy"] and run["pandas"] and run["pyarrow"]
 
 
-def test_bad_judge_score_range_is_refused_naming_the_flag(tmp_path, official_prompts_path):
-    config = _judge_config(tmp_path, "http://127.0.0.1:9/v1", official_prompts_path, judge_score_range="10,0")
+def test_bad_judge_score_range_is_refused_naming_the_flag(tmp_path, open_layout_path):
+    config = _judge_config(tmp_path, "http://127.0.0.1:9/v1", open_layout_path, judge_score_range="10,0")
     with pytest.raises(ThemisInputError, match=r"--judge-score-range must be 'LOW,HIGH' .* got '10,0'"):
         run_bench(config)
 
 
-def test_judge_pair_without_aspect_in_aspect_mode_is_refused(judge_server, tmp_path, official_prompts_path):
+def test_judge_pair_without_aspect_in_aspect_mode_is_refused(judge_server, tmp_path, open_layout_path):
     _, base_url = judge_server
     path = tmp_path / "no_aspect.jsonl"
     path.write_text(json.dumps({"id": "bare", "prompt": "Write f.", "chosen": "SCRIPT:boxed7", "rejected": "x"}) + "\n")
-    config = _judge_config(tmp_path, base_url, official_prompts_path, data=str(path))
+    config = _judge_config(tmp_path, base_url, open_layout_path, data=str(path))
     with pytest.raises(ThemisInputError, match=rf"{path}:1: field 'aspect' is missing \(id 'bare'\)"):
         run_bench(config)

@@ -67,7 +67,8 @@ def test_rerank_metrics_equal_the_definitions_on_the_models_own_rewards(tiny_mod
         )
         row = result.per_question.loc[question["id"]]
         for key, value in expected.items():
-            assert row[key] == pytest.approx(value, abs=1e-5, nan_ok=True), key
+            # other batch shapes than the scorer's: float32 noise, relative to the metric's size (variance ~7)
+            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-5, nan_ok=True), key
     overall = json.loads((tmp_path / "run" / "results.json").read_text())["overall"]
     assert overall["n_questions"] == 3 and overall["n_questions_with_positive"] == 2
     assert overall["total_completions"] == 17

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,30 +17,14 @@ from themis_rm.bench.checkpoint import CHECKPOINT_FILE
 from themis_rm.bench.metrics import compile_results, read_scores_parquet
 from themis_rm.bench.run import PARTIAL_FILE, BenchConfig, run_bench
 from themis_rm.errors import ThemisInputError
+from themis_rm.faults import CRASH_ENV
+from themis_rm.tiny import synthetic_pair_rows, write_pairs_jsonl
 
 
 @pytest.fixture(scope="module")
-def sample_pairs(tmp_path_factory, shared_dir) -> Path:
-    """60 real pairs over several languages, aspects and subsets, with short prompts."""
-    rows = []
-    for name in ("humanevalpack", "safecoder_security", "mdeval", "commitmined"):
-        lines = (shared_dir / "data" / "pairs" / f"{name}.jsonl").read_text().splitlines()
-        rows += [json.loads(line) for line in lines[:15]]
-    path = tmp_path_factory.mktemp("pairs") / "sample.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
-def many_pairs(tmp_path_factory, shared_dir) -> Path:
-    """600 real pairs: enough that a run is still going when the kill test stops it, however fast scoring gets."""
-    rows = []
-    for name in ("humanevalpack", "safecoder_security", "mdeval", "commitmined"):
-        lines = (shared_dir / "data" / "pairs" / f"{name}.jsonl").read_text().splitlines()
-        rows += [json.loads(line) for line in lines[:150]]
-    path = tmp_path_factory.mktemp("pairs") / "many.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+def sample_pairs(tmp_path_factory, pair_rows) -> Path:
+    """60 synthetic pairs over eight languages, five aspects and three subsets, with short prompts."""
+    return write_pairs_jsonl(tmp_path_factory.mktemp("pairs") / "sample.jsonl", pair_rows)
 
 
 def _config(model, data, output, **overrides) -> BenchConfig:
@@ -111,18 +94,18 @@ def test_filters_and_limit_select_pairs(tiny_model_dir, sample_pairs, tmp_path):
     assert set(result.results["by_aspect"]) == {"Security_Hardness"}
 
 
-def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, official_prompts_path, tmp_path):
+def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, open_layout_path, tmp_path):
     config = _config(
         tiny_model_dir,
         sample_pairs,
         tmp_path / "aspect",
         prompt_mode="aspect",
-        prompts=str(official_prompts_path),
+        prompts=str(open_layout_path),
         limit=20,
     )
     plain = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "plain", limit=20))
     result = run_bench(config)
-    assert result.run["criteria"] == "aspect" and result.run["prompt_pack"]["name"] == official_prompts_path.name
+    assert result.run["criteria"] == "aspect" and result.run["prompt_pack"]["name"] == open_layout_path.name
     assert result.results["overall"]["mean_score_difference"] != plain.results["overall"]["mean_score_difference"]
 
 
@@ -153,16 +136,14 @@ def test_a_checkpoint_from_an_older_fingerprint_version_is_refused(tiny_model_di
         run_bench(config)
 
 
-def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(
-    tiny_model_dir, official_prompts_path, tmp_path
-):
+def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(tiny_model_dir, open_layout_path, tmp_path):
     rows = [
         {"id": "a", "prompt": "p", "chosen": "x", "rejected": "y", "aspect": "Security_Hardness"},
         {"id": "b", "prompt": "p", "chosen": "x", "rejected": "y"},
     ]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = _config(tiny_model_dir, path, tmp_path / "run", prompt_mode="aspect", prompts=str(official_prompts_path))
+    config = _config(tiny_model_dir, path, tmp_path / "run", prompt_mode="aspect", prompts=str(open_layout_path))
     expected = (
         rf"{path}:2: field 'aspect' is missing \(id 'b'\); --prompts-mode aspect needs every pair's aspect; "
         "use --prompts-mode full/none or add the field"
@@ -171,11 +152,11 @@ def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(
         run_bench(config)
 
 
-def test_scorer_refuses_aspect_criteria_for_a_pair_without_aspect(tiny_model_dir, official_prompts_path):
+def test_scorer_refuses_aspect_criteria_for_a_pair_without_aspect(tiny_model_dir, open_layout_path):
     from themis_rm.pairs import PreferencePair
     from themis_rm.scoring import Scorer
 
-    scorer = Scorer.from_pretrained(str(tiny_model_dir), device="cpu", prompts=str(official_prompts_path))
+    scorer = Scorer.from_pretrained(str(tiny_model_dir), device="cpu", prompts=str(open_layout_path))
     pairs = [PreferencePair("a", "p", "x", "y", aspect="Security_Hardness"), PreferencePair("b", "p", "x", "y")]
     with pytest.raises(ThemisInputError, match=r"pair 'b' \(index 1\) has no aspect; criteria 'aspect' needs"):
         scorer.score_pairs(pairs, "aspect")
@@ -239,22 +220,18 @@ def _bench_command(model, data, output) -> list[str]:
 
 
 @pytest.mark.parametrize("kill_signal", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, many_pairs, tmp_path, kill_signal):
+def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, tmp_path, kill_signal):
+    data = write_pairs_jsonl(tmp_path / "pairs.jsonl", synthetic_pair_rows(24))
     output = tmp_path / "run"
-    total = sum(1 for _ in many_pairs.open())
-    command = _bench_command(tiny_model_dir, many_pairs, output)
+    total = sum(1 for _ in data.open())
+    command = _bench_command(tiny_model_dir, data, output)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    crash = {**env, CRASH_ENV: f"bench.pairs:8:{kill_signal.name}"}  # dies right after the second chunk of 4
+    stopped = subprocess.run(command, env=crash, capture_output=True, timeout=600)
+    assert stopped.returncode != 0, "the crash point must stop the run"
     partial = output / PARTIAL_FILE
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if partial.is_file() and len(partial.read_text().splitlines()) >= 8:
-            break
-        time.sleep(0.005)
-    process.send_signal(kill_signal)
-    process.wait(timeout=60)
     scored_before = len(partial.read_text().splitlines())
-    assert 8 <= scored_before < total, "the run must have been stopped part-way"
+    assert scored_before == 8, "the run stops exactly where the crash point says"
     assert not (output / "results.json").exists()
 
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
@@ -264,7 +241,7 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, m
     assert run["resumed_pairs"] == scored_before and run["n_pairs"] == total
 
     # The uninterrupted run uses the same chunks, so each pair is batched with the same neighbours.
-    fresh = run_bench(_config(tiny_model_dir, many_pairs, tmp_path / "fresh", chunk_pairs=4))
+    fresh = run_bench(_config(tiny_model_dir, data, tmp_path / "fresh", chunk_pairs=4))
     resumed_scores = read_scores_parquet(output / "scores.parquet")
     fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
     pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=0, atol=1e-5)
@@ -284,6 +261,7 @@ def _assert_same_results(got, expected, where="results"):
         assert got == expected, where
 
 
+@pytest.mark.real_data
 def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir, tiny_model_dir, tmp_path):
     pair_files = sorted((shared_dir / "data" / "pairs").glob("*.jsonl"))
     rows = [json.loads(line) for f in pair_files for line in f.read_text().splitlines() if line.strip()]

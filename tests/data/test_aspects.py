@@ -20,12 +20,37 @@ FC, RE, ME, SH, RM = (
 )
 
 
+# A few terms of each of the authors' lists (shared/reference/commit_mining_terms), in their file layout: the
+# short terms, stems and multi-word terms the matching rules are about.
+AUTHOR_TERMS = {
+    "functionality_term_list.list": ["align", "fix concurre", "fix crash", "off by one"],
+    "runtime_eff_term_list.list": ["caching", "hash", "index", "lru", "optimiz", "speed up"],
+    "memory_eff_term_list.list": ["fix memory", "high memory", "memory footprint", "memory leak"],
+    "sec_term_list.list": ["access control", "auth bypass", "cve", "rce", "sanitiz", "sqli", "unauthori", "xss"],
+    "readability_term_list.list": ["dry", "refactor", "reuse", "solid", "clean up"],
+}
+
+
 @pytest.fixture(scope="module")
-def authors(shared_dir) -> AspectMatcher:
-    return AspectMatcher(load_terms(shared_dir / "reference" / "commit_mining_terms"))
+def authors_terms_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("commit_mining_terms")
+    for name, terms in AUTHOR_TERMS.items():
+        (directory / name).write_text("\n".join(terms) + "\n", encoding="utf-8")
+    return directory
 
 
-def test_authors_layout_loads_all_five_lists(authors):
+@pytest.fixture(scope="module")
+def authors(authors_terms_dir) -> AspectMatcher:
+    return AspectMatcher(load_terms(authors_terms_dir))
+
+
+def test_authors_layout_maps_each_file_to_its_criterion(authors):
+    assert {k: len(v) for k, v in authors.terms.items()} == {FC: 4, RE: 6, ME: 4, SH: 8, RM: 5}
+
+
+@pytest.mark.real_data
+def test_authors_layout_loads_all_five_lists(shared_dir):
+    authors = AspectMatcher(load_terms(shared_dir / "reference" / "commit_mining_terms"))
     assert {k: len(v) for k, v in authors.terms.items()} == {FC: 135, RE: 226, ME: 24, SH: 271, RM: 166}
 
 
@@ -113,8 +138,8 @@ def test_terms_dir_in_our_layout_and_errors(tmp_path):
         load_terms(empty)
 
 
-def test_labeler_sets_labels_counts_them_and_drops_unlabelled(shared_dir):
-    step = AspectLabeler(AspectConfig(terms_dir=str(shared_dir / "reference" / "commit_mining_terms")))
+def test_labeler_sets_labels_counts_them_and_drops_unlabelled(authors_terms_dir):
+    step = AspectLabeler(AspectConfig(terms_dir=str(authors_terms_dir)))
     docs = [
         Document("x", "1", metadata={"message": "Fix XSS in template"}),
         Document("x", "2", metadata={"message": "Add a new screen"}),

@@ -72,13 +72,13 @@ def test_system_prompts_follow_15_60_25():
     assert no_prompt["system"] == ""  # present and empty: "no system prompt", not "trainer, sample one"
 
 
-def test_default_pack_resolves_like_the_rest_of_the_package(shared_dir, monkeypatch):
+def test_default_pack_resolves_like_the_rest_of_the_package(open_layout_path, monkeypatch):
     from themis_rm.errors import PromptPackError
 
     assert AssembleConfig().prompts is None
     with pytest.raises(PromptPackError, match="official"):
         PairBuilder(AssembleConfig())  # offline, nothing cached: fails when the pipeline is built
-    official = shared_dir / "reference" / "themis_system_prompts.json"
+    official = open_layout_path  # any JSON pack in the official layout
     monkeypatch.setenv("THEMIS_PROMPTS", str(official))
     (pair,), _ = build([record(aspects=[FC])], prompts=None)
     expected = PromptSampler(load_prompt_pack(str(official)), seed=0).sample(FC, stable_int(pair.id) % 2**62)
@@ -117,6 +117,7 @@ def test_chat_length_of_a_no_prompt_pair_has_no_system_turn(tmp_path, qwen_token
     assert step.stats["chat_tokens"].total == len(bare.input_ids)
 
 
+@pytest.mark.real_data
 def test_decontamination_leaves_zero_overlapping_13grams(shared_dir):
     benchmarks = [str(shared_dir / "data" / "pairs" / name) for name in ("humanevalpack.jsonl", "mdeval.jsonl")]
     bench = [row for path in benchmarks for _, row in read_records(path)]

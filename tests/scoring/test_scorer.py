@@ -6,19 +6,30 @@ import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import PreferencePair, ScoreRequest
 from themis_rm.scoring import ASPECT, Scorer
 
 
 @pytest.fixture(scope="module")
-def scorer(tiny_model_dir, official_pack):
-    return Scorer.from_pretrained(str(tiny_model_dir), dtype="fp32", device="cpu", prompts=official_pack)
+def pack():
+    return load_prompt_pack("open")
 
 
-def test_criterion_selects_the_exact_eval_prompt(scorer, official_pack, official_prompts_path):
+@pytest.fixture(scope="module")
+def scorer(tiny_model_dir, pack):
+    return Scorer.from_pretrained(str(tiny_model_dir), dtype="fp32", device="cpu", prompts=pack)
+
+
+@pytest.mark.parametrize(
+    "layout_path", ["open_layout_path", pytest.param("official_prompts_path", marks=pytest.mark.real_data)]
+)
+def test_criterion_selects_the_exact_eval_prompt(tiny_model_dir, layout_path, request):
     import json
 
-    published = json.loads(official_prompts_path.read_text())["eval_prompts"]
+    path = request.getfixturevalue(layout_path)
+    scorer = Scorer.from_pretrained(str(tiny_model_dir), dtype="fp32", device="cpu", prompts=str(path))
+    published = json.loads(path.read_text())["eval_prompts"]
     assert scorer.system_prompt("runtime") == published["Runtime_Efficiency"]
     assert scorer.system_prompt("FULL") == published["Full"]
     assert scorer.system_prompt("none") is None
@@ -80,8 +91,8 @@ def test_multi_label_model_is_refused(tiny_model_dir, tmp_path):
         Scorer.from_pretrained(str(tmp_path), device="cpu")
 
 
-def test_settings_record_model_dtype_criteria_and_pack_hash(scorer, official_pack):
+def test_settings_record_model_dtype_criteria_and_pack_hash(scorer, pack):
     settings = scorer.settings("runtime,security")
     assert settings["criteria"] == "Runtime_Efficiency+Security_Hardness"
-    assert settings["prompt_pack"]["sha256"] == official_pack.sha256
+    assert settings["prompt_pack"]["sha256"] == pack.sha256
     assert settings["max_length"] == 4096 and settings["device"] == "cpu"

@@ -71,7 +71,8 @@ def test_two_processes_equal_one_process_with_one_big_micro_batch(tiny_base_dir,
         assert mine.keys() == theirs.keys()
         for key, value in theirs.items():
             if key != "train/tokens_per_s" and value is not None:
-                assert mine[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+                # float32 sums over other padded shapes: ~2e-5 relative apart on some CPUs after three steps
+                assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
     weights_two, weights_one = (
         load_file(tmp_path / "two/model.safetensors"),
         load_file(tmp_path / "one/model.safetensors"),

@@ -1,4 +1,5 @@
-"""Kill -9 a real training process mid-run, resume it, and get bit-for-bit the weights of an uninterrupted run.
+"""Kill -9 a real training process mid-run at a deterministic crash point, resume it, and get bit-for-bit the
+weights of an uninterrupted run.
 
 The model has attention dropout, so every step draws from the torch RNG: a resume that did not restore the RNG
 state (or that drew from it while setting up) would train on other dropout masks and end on other weights.
@@ -10,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from themis_rm.faults import CRASH_ENV
 from themis_rm.train.checkpoint import list_checkpoints
 from themis_rm.train.metrics import METRICS_FILE, read_metrics
 
@@ -74,21 +75,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _kill_after_first_checkpoint(command: list[str], output: Path, timeout_s: float = 120.0) -> int:
-    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not list_checkpoints(output):
-            if process.poll() is not None:
-                pytest.fail(f"training ended (rc {process.returncode}) before its first checkpoint")
-            if time.monotonic() > deadline:
-                pytest.fail("no checkpoint appeared in time")
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        return process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+CRASH_STEP = 5  # THEMIS_CRASH_AT kills the run after step 5: checkpoint-3 is the last one, steps 4-5 are lost
+
+
+def _killed_at_a_crash_point(command: list[str]) -> int:
+    """Run ``command`` until the deterministic crash point SIGKILLs it (no timing race with a poller)."""
+    env = {**_env(), CRASH_ENV: f"train.step:{CRASH_STEP}"}
+    return subprocess.run(command, env=env, capture_output=True, timeout=600).returncode
 
 
 @pytest.mark.slow
@@ -99,11 +92,11 @@ def test_sigkilled_run_resumes_to_bitwise_equal_weights(dropout_base_dir, short_
     done = subprocess.run(_command(dropout_base_dir, short_pack_path, data, straight), env=_env(), capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 
-    rc = _kill_after_first_checkpoint(_command(dropout_base_dir, short_pack_path, data, killed), killed)
+    rc = _killed_at_a_crash_point(_command(dropout_base_dir, short_pack_path, data, killed))
     assert rc == -signal.SIGKILL
     assert not (killed / "model.safetensors").exists()  # it really died before the end
     resumed_at = int(list_checkpoints(killed)[-1].name.split("-")[1])
-    assert 0 < resumed_at < STEPS
+    assert resumed_at == 3 < CRASH_STEP < STEPS
 
     resumed = subprocess.run(
         _command(dropout_base_dir, short_pack_path, data, killed, "--resume", "auto"), env=_env(), capture_output=True

@@ -37,6 +37,7 @@ from themis_rm.bench.perturb import parse_kinds
 from themis_rm.bench.robustness import pairs_frame, run_robustness
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
+from themis_rm.faults import crash_point
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import FieldMap, PreferencePair, load_pairs
 from themis_rm.scoring.judge import parse_score_range
@@ -178,6 +179,7 @@ def run_bench(
                 done[pair.id] = record
             partial.flush()
             os.fsync(partial.fileno())
+            crash_point("bench.pairs", len(done))  # THEMIS_CRASH_AT: resume tests die exactly here
             if progress:
                 progress(len(chunk))
     scoring_s = time.perf_counter() - scoring_started

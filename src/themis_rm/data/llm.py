@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from themis_rm.errors import MissingExtraError, ThemisError, ThemisInputError
+from themis_rm.errors import ThemisError, ThemisInputError
+from themis_rm.llm_client import ChatCall, ChatClient, Endpoint, Sampling, endpoint_problems
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +52,19 @@ class EndpointConfig:
     """Base seed sent with each request (vLLM honours per-request seeds); votes add their index to it."""
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.concurrency < 1:
-            problems.append(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.retries < 0 or self.backoff_s < 0 or self.timeout_s <= 0:
-            problems.append(
-                f"need retries >= 0, backoff_s >= 0, timeout_s > 0; got {self.retries}, "
-                f"{self.backoff_s}, {self.timeout_s}"
-            )
+        problems = endpoint_problems(self.concurrency, self.retries, self.backoff_s, self.timeout_s)
         if problems:
             raise ThemisInputError("llm.endpoint: " + "; ".join(problems))
+
+    def endpoint(self) -> Endpoint:
+        """The shared client's view of this endpoint."""
+        return Endpoint(
+            self.model, self.base_url, self.api_key_env, self.timeout_s, self.retries, self.backoff_s, self.concurrency
+        )
+
+    def sampling(self, seed_offset: int = 0) -> Sampling:
+        """The sampling options of one request; ``seed_offset`` separates repeated samples (judge votes)."""
+        return Sampling(self.temperature, self.max_tokens, self.seed + seed_offset, self.top_p)
 
 
 @dataclass(frozen=True)
@@ -108,16 +112,17 @@ class LLMRequestsFailed(ThemisError):
 
 
 class LLMClient:
-    """Answers batches of :class:`ChatRequest` through the endpoint, cache first."""
+    """Answers batches of :class:`ChatRequest` through the endpoint, cache first.
+
+    Raises:
+        MissingExtraError: ``openai`` is not installed (``themis-rm[data]``).
+        ThemisInputError: the endpoint names no model.
+    """
 
     def __init__(self, config: EndpointConfig, cache_dir: str | Path | None = None) -> None:
-        try:
-            import openai
-        except ImportError as exc:
-            raise MissingExtraError("openai", "data") from exc
+        self._chat = ChatClient(config.endpoint(), extra="data")
         if not config.model:
             raise ThemisInputError("llm.endpoint.model is empty; name the model the endpoint serves")
-        self._openai = openai
         self.config = config
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.stats = ClientStats()
@@ -140,51 +145,25 @@ class LLMClient:
         return asyncio.run(self.acomplete_all(requests))
 
     async def acomplete_all(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """Cached answers as they are; the rest asked at once, failures kept per request (see module docstring)."""
         results: list[Completion | None] = [self._cached(r) for r in requests]
         missing = [i for i, done in enumerate(results) if done is None]
         self.stats.requests += len(requests)
         self.stats.cache_hits += len(requests) - len(missing)
-        if missing:
-            api_key = os.environ.get(self.config.api_key_env) or "EMPTY"
-            client = self._openai.AsyncOpenAI(
-                base_url=self.config.base_url, api_key=api_key, timeout=self.config.timeout_s, max_retries=0
-            )
-            semaphore = asyncio.Semaphore(self.config.concurrency)
-            async with client:
-                answers = await asyncio.gather(*(self._ask(client, semaphore, requests[i]) for i in missing))
-            for i, answer in zip(missing, answers, strict=True):
-                results[i] = answer
-                self.stats.retries += answer.retries
-                if answer.error is None:
-                    self._store(requests[i], answer.text or "")
-                else:
-                    self.stats.request_failures += 1
-                    self.stats.failures.append(RequestFailure(self.cache_key(requests[i]), answer.error))
+        answers = await self._chat.acomplete_all([self._call(requests[i]) for i in missing])
+        for i, answer in zip(missing, answers, strict=True):
+            results[i] = Completion(answer.text, answer.error_text, retries=answer.retries)
+            self.stats.retries += answer.retries
+            if answer.error is None:
+                self._store(requests[i], answer.text or "")
+            else:
+                self.stats.request_failures += 1
+                self.stats.failures.append(RequestFailure(self.cache_key(requests[i]), str(answer.error)))
         return results  # type: ignore[return-value]
 
-    async def _ask(self, client, semaphore: asyncio.Semaphore, request: ChatRequest) -> Completion:
-        """One request with retries; every failure becomes this request's error, never an exception for the batch."""
-        c, openai = self.config, self._openai
-        messages = [{"role": role, "content": content} for role, content in request.messages]
-        async with semaphore:
-            for attempt in range(c.retries + 1):
-                try:
-                    response = await client.chat.completions.create(
-                        model=c.model,
-                        messages=messages,
-                        temperature=c.temperature,
-                        top_p=c.top_p,
-                        max_tokens=c.max_tokens,
-                        seed=c.seed + request.seed_offset,
-                    )
-                    return Completion(response.choices[0].message.content or "", retries=attempt)
-                except openai.APIError as exc:
-                    if not _transient(exc) or attempt == c.retries:
-                        return Completion(None, f"{type(exc).__name__}: {exc}", retries=attempt)
-                except Exception as exc:  # an unreadable answer (no choices, bad JSON...) fails only this request
-                    return Completion(None, f"{type(exc).__name__}: {exc}", retries=attempt)
-                await asyncio.sleep(c.backoff_s * 2**attempt)
-        raise AssertionError("unreachable: the loop returns on its last attempt")
+    def _call(self, request: ChatRequest) -> ChatCall:
+        messages = tuple({"role": role, "content": content} for role, content in request.messages)
+        return ChatCall(messages, self.config.sampling(request.seed_offset))
 
     # ---------------------------------------------------------------------------------------------- cache
     def _path(self, request: ChatRequest) -> Path | None:
@@ -212,9 +191,3 @@ class LLMClient:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as tmp:
             json.dump(entry, tmp, ensure_ascii=False)
         os.replace(tmp.name, path)
-
-
-def _transient(exc: Exception) -> bool:
-    """Worth retrying: no response at all (connection, timeout), 429, or a 5xx."""
-    status = getattr(exc, "status_code", None)
-    return status is None or status == 429 or status >= 500

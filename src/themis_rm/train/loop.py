@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from themis_rm.faults import crash_point
 from themis_rm.train.batching import PairBatch, PairDataset, StepSampler, plan_epoch
 from themis_rm.train.config import TrainConfig
 from themis_rm.train.loss import STAT_NAMES, StepNorm, stats_to_metrics
@@ -82,6 +83,7 @@ def run_training(
                 eval_metrics = run.evaluate()
             if config.run.save_every and state.global_step % config.run.save_every == 0:
                 run.save()
+            crash_point("train.step", state.global_step)  # THEMIS_CRASH_AT: resume tests die exactly here
             if progress is not None and accelerator.is_main_process:
                 progress(state.global_step, run.total_steps, last_metrics)
         if state.step_in_epoch >= len(plan):
