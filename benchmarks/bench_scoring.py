@@ -105,7 +105,9 @@ def bench_job_seconds(pairs, model_dir: Path, pack_path: Path, max_length: int, 
     output = Path(tempfile.mkdtemp(dir=work))
     started = time.perf_counter()
     result = run_bench(
-        BenchConfig(model=str(model_dir), data=str(data), output=output, prompts=str(pack_path), max_length=max_length)
+        BenchConfig(
+            model=str(model_dir), data=str(data), output=output, prompt_pack=str(pack_path), max_length=max_length
+        )
     )
     return time.perf_counter() - started, result.results["overall"]["total_examples"]
 

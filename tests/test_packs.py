@@ -135,7 +135,7 @@ def test_nonexistent_pack_path_raises_naming_it(tmp_path):
 
     message = str(caught.value)
     assert repr(str(missing)) in message
-    assert "--prompts" in message
+    assert "--prompt-pack" in message
     assert "THEMIS_PROMPTS" in message
 
 
@@ -161,9 +161,9 @@ def test_offline_without_cache_error_tells_how_to_get_a_pack(spec):
     assert f"not cached at {official_cache_path()}" in message
     assert "network is off" in message
     assert "themis criteria --fetch" in message
-    assert "--prompts" in message
+    assert "--prompt-pack" in message
     assert "THEMIS_PROMPTS" in message
-    assert "--prompts open" in message
+    assert "--prompt-pack open" in message
 
 
 def test_hf_hub_offline_alone_keeps_the_network_off(monkeypatch):

@@ -21,17 +21,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from themis_rm.config import setting
 from themis_rm.criteria import CRITERIA, FULL, PromptPack
 from themis_rm.errors import PromptPackError, ThemisError
 from themis_rm.packs import load_prompt_pack
-from themis_rm.pairs import PreferencePair, load_pairs
-from themis_rm.scoring import ASPECT, Scorer, load_reward_model
+from themis_rm.resources import demo_pairs
+from themis_rm.scoring.config import ASPECT
 
 logger = logging.getLogger(__name__)
 
@@ -50,31 +50,35 @@ REAL_CHECKPOINT_COMMANDS = """\
 On a GPU with real checkpoints (project-themis/Themis-RM-*), the same steps are:
   themis criteria --fetch
   themis bench --model project-themis/Themis-RM-8B --dtype bf16 --data project-themis/Themis-CodeRewardBench \\
-      --config Full --split Full --output runs/themis-rm-8b
+      --data-config Full --split Full --output runs/themis-rm-8b
   themis rerank --model project-themis/Themis-RM-8B --dtype bf16 --data {rerank} --criterion correctness \\
       --k 1 --k 3 --output runs/rerank
   themis report runs/themis-rm-8b --reference-dir ../shared/reference/evaluation_runs -o report/
   CONFIGS=$(python -c "import pathlib, themis_rm.train as t; print(pathlib.Path(t.__file__).parent / 'configs')")
-  accelerate launch --config_file $CONFIGS/accelerate/fsdp2.yaml -m themis_rm.train.cli --config $CONFIGS/pm.yaml \\
+  accelerate launch --config_file $CONFIGS/accelerate/fsdp2.yaml -m themis_rm.cli train --config $CONFIGS/pm.yaml \\
       --model Qwen/Qwen3-8B-Base --data {train} --eval-data {heldout} --output runs/my-rm"""
 
 
 @dataclass
 class DemoConfig:
-    """Size of the demo; the defaults finish in a few minutes on 2 CPU cores."""
+    """Demo config: its size; the defaults finish in a few minutes on 2 CPU cores."""
 
-    output: Path
-    prompts: str | None = None  # prompt pack; None: official if available offline, else themis-rm's "open" wording
-    problems: int | None = None  # HumanEval problems to mutate (None: all 164)
-    mutants_per_problem: int = 4
-    test_timeout_s: int = 3  # HumanEval tests run in milliseconds; a looping mutant is stopped here
-    train_steps: int = 100
-    batch_size: int = 8
-    max_length: int = 1024  # training: the criterion prompt plus most of each HumanEval solution
-    eval_max_length: int = 2048  # bench and rerank: long enough that no pair is cut
-    hidden_size: int = 64
-    num_layers: int = 2
-    seed: int = 0
+    output: Path = setting(Path("demo-output"), "Where the demo writes its artefacts.", flags=("-o",))
+    prompt_pack: str | None = setting(
+        None,
+        "Prompt pack; default: official if available offline, else themis-rm's 'open' wording.",
+        deprecated=("--prompts",),
+    )
+    problems: int | None = setting(None, "HumanEval problems to mutate (default: all 164).", ge=1)
+    mutants_per_problem: int = setting(4, "Mutants tried per problem.", ge=1)
+    test_timeout_s: int = setting(3, "HumanEval tests run in milliseconds; a looping mutant is stopped here.", gt=0)
+    train_steps: int = setting(100, "Optimizer steps of the tiny model.", ge=1)
+    batch_size: int = setting(8, "Pairs per optimizer step.", ge=1)
+    max_length: int = setting(1024, "Training token budget: the criterion prompt plus most of each solution.", gt=0)
+    eval_max_length: int = setting(2048, "Bench and rerank token budget: long enough that no pair is cut.", gt=0)
+    hidden_size: int = setting(64, "Hidden size of the tiny Qwen3 reward model.", gt=0)
+    num_layers: int = setting(2, "Decoder layers of the tiny model.", gt=0)
+    seed: int = setting(0, "Seed of mutation, training and sampling.")
 
 
 @dataclass
@@ -86,12 +90,6 @@ class DemoResult:
 
 class DemoStepError(ThemisError):
     """A demo step failed; the message names the step."""
-
-
-def demo_pairs() -> list[PreferencePair]:
-    """The bundled sample pairs: two per criterion, eight languages, written for this package."""
-    with resources.as_file(resources.files("themis_rm.resources") / "demo_pairs.jsonl") as path:
-        return load_pairs(path).rows
 
 
 def resolve_demo_pack(prompts: str | None, console: Console) -> PromptPack:
@@ -141,8 +139,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 
     console = console or Console()
     out = config.output
-    pack = resolve_demo_pack(config.prompts, console)
-    pack_spec = _pack_spec(config.prompts, pack)
+    pack = resolve_demo_pack(config.prompt_pack, console)
+    pack_spec = _pack_spec(config.prompt_pack, pack)
     data_dir = out / "mutate"
 
     mutate = run_step(
@@ -176,7 +174,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
             data=str(data_dir / "train_pairs.jsonl"),
             output=step_dir,
             eval_data=str(data_dir / "heldout_pairs.jsonl"),
-            prompts=pack_spec,
+            prompt_pack=pack_spec,
             seed=config.seed,
         )
         train_config = train_config.with_overrides(
@@ -212,7 +210,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
                     model=model_path,
                     data=str(data_dir / "heldout_pairs.jsonl"),
                     output=d,
-                    prompts=pack_spec,
+                    prompt_pack=pack_spec,
                     device="cpu",
                     max_length=config.eval_max_length,
                 )
@@ -230,7 +228,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
                 output=d,
                 criterion="correctness",
                 ks=(1, 3),  # lists hold the reference and up to 4 mutants: Hits@1 is the telling number
-                prompts=pack_spec,
+                prompt_pack=pack_spec,
                 device="cpu",
                 max_length=config.eval_max_length,
             )
@@ -277,6 +275,8 @@ def _bench_summary(result) -> dict:
 
 
 def _criteria_margins(model_path: str, pack: PromptPack, max_length: int) -> dict:
+    from themis_rm.scoring import Scorer, load_reward_model  # torch: imported when the demo runs, not for --help
+
     scorer = Scorer(load_reward_model(model_path, device="cpu"), prompts=pack, max_length=max_length)
     pairs = demo_pairs()
     margins = {}

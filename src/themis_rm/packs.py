@@ -99,7 +99,7 @@ def load_prompt_pack(spec: str | os.PathLike | None = None, *, allow_network: bo
     path = Path(spec_str)
     if not path.is_file():
         raise PromptPackError(
-            f"prompt pack {spec_str!r} is not 'official', 'open' or an existing file (--prompts / THEMIS_PROMPTS)"
+            f"prompt pack {spec_str!r} is not 'official', 'open' or an existing file (--prompt-pack / THEMIS_PROMPTS)"
         )
     return load_pack_toml(path) if path.suffix == ".toml" else load_pack_json(path)
 
@@ -222,6 +222,6 @@ def _missing_pack_message(cached: Path, reason: str) -> str:
     return (
         f"the official Themis prompt pack is not cached at {cached} and cannot be fetched: {reason}. "
         f"Either run `themis criteria --fetch` once on a machine with internet access (and copy {cached.name} "
-        f"to {cached.parent}), pass --prompts FILE / set THEMIS_PROMPTS to a JSON in the layout of "
-        "themis_system_prompts.json, or use --prompts open for themis-rm's own (non-official) wording."
+        f"to {cached.parent}), pass --prompt-pack FILE / set THEMIS_PROMPTS to a JSON in the layout of "
+        "themis_system_prompts.json, or use --prompt-pack open for themis-rm's own (non-official) wording."
     )

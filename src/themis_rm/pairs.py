@@ -7,8 +7,10 @@ One valid CodeRewardBench-style row::
      "subset": "HUMANEVAL_PACK"}
 
 ``prompt`` may also be a message list (``[{"role": "user", "content": ...}]``), and ``chosen``/``rejected``
-may be whole conversations ending with the assistant turn. Bad rows raise :class:`ThemisInputError` naming the
-file, row and field; with ``skip_invalid=True`` they are counted and reported instead.
+may be whole conversations ending with the assistant turn. A row without ``prompt`` but with ``input`` (what
+``themis data`` writes, the training schema's name) reads that, so data output benches without renaming. Bad
+rows raise :class:`ThemisInputError` naming the file, row and field; with ``skip_invalid=True`` they are counted
+and reported instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from themis_rm.config import setting
 from themis_rm.errors import ThemisInputError
 from themis_rm.readers import InvalidRow, InvalidRowError, read_records
 
@@ -26,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, str]
 Prompt = str | list[Message]
+INPUT_FIELD = "input"
+"""The prompt column's name in ``themis data`` output and the training schema; read when ``prompt`` is absent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +67,16 @@ class ResponseRow:
 
 @dataclass(frozen=True)
 class FieldMap:
-    """Names of the input columns (``--prompt-field`` and friends)."""
+    """Names of the input columns (``--prompt-field`` and friends): read any dataset without renaming it."""
 
-    id: str = "id"
-    prompt: str = "prompt"
-    chosen: str = "chosen"
-    rejected: str = "rejected"
-    response: str = "response"
-    aspect: str = "aspect"
-    language: str = "language"
-    subset: str = "subset"
+    id: str = setting("id", "Column of each row's id.")
+    prompt: str = setting("prompt", "Column of the prompt (a string, or a list of chat messages).")
+    chosen: str = setting("chosen", "Column of the preferred response.")
+    rejected: str = setting("rejected", "Column of the dispreferred response.")
+    response: str = setting("response", "Column of the response, in files of single responses.")
+    aspect: str = setting("aspect", "Column of the pair's criterion (CodeRewardBench's 'aspect').")
+    language: str = setting("language", "Column of the programming language.")
+    subset: str = setting("subset", "Column of the source subset.")
 
 
 @dataclass
@@ -141,6 +146,12 @@ class RowValidator:
             return turns[-1]["content"], turns[:-1]
         return self.text(field_name), None  # type: ignore[return-value]
 
+    def column(self, field_name: str, alias: str) -> str:
+        """``alias`` when the row has no ``field_name`` but has ``alias``, else ``field_name`` (named in errors)."""
+        if self.record.get(field_name) is None and self.record.get(alias) is not None:
+            return alias
+        return field_name
+
     def row_id(self, field_name: str) -> str:
         value = self.record.get(field_name)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -187,7 +198,7 @@ def load_pairs(
         resolve_aspect: maps an aspect name to its canonical criterion key and raises for unknown ones
             (e.g. a prompt pack's single-criterion lookup); None keeps aspects as given.
         aspect_required_by: the option that needs every row's aspect and how to do without it (e.g.
-            ``"--prompts-mode aspect needs ...; use --prompts-mode full/none or add the field"``); a row without
+            ``"--criterion aspect needs ...; use --criterion full/none or add the field"``); a row without
             an aspect then fails with it, instead of being scored silently with no criterion. None: optional.
     """
     fields = fields or FieldMap()
@@ -199,7 +210,7 @@ def load_pairs(
             raise v.fail(fields.rejected, "conversation context differs from the chosen one")
         return PreferencePair(
             id=v.row_id(fields.id),
-            prompt=v.prompt(fields.prompt, fallback=chosen_context or rejected_context or None),
+            prompt=v.prompt(v.column(fields.prompt, INPUT_FIELD), fallback=chosen_context or rejected_context or None),
             chosen=chosen,
             rejected=rejected,
             aspect=_aspect(v, fields, resolve_aspect, aspect_required_by),

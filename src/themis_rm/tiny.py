@@ -229,7 +229,7 @@ def synthetic_pair_rows(n: int) -> list[dict]:
          "aspect": "Security_Hardness", "language": "Ruby", "subset": "humanevalpack"}
     """
     from themis_rm.criteria import CRITERIA
-    from themis_rm.demo import demo_pairs
+    from themis_rm.resources import demo_pairs
 
     templates = demo_pairs()
     rows = []

@@ -47,7 +47,7 @@ def test_judge_bench_scores_every_pair_counts_nan_and_keeps_raw_outputs(judge_se
         output=output,
         adapter="judge",
         judge_url=base_url,
-        prompts=str(open_layout_path),
+        prompt_pack=str(open_layout_path),
         judge_concurrency=2,
     )
     result = run_bench(config)
@@ -68,7 +68,7 @@ def test_judge_adapter_without_url_is_refused(tmp_path):
         data=str(_pairs_file(tmp_path)),
         output=tmp_path / "run",
         adapter="judge",
-        prompt_mode="none",
+        criterion="none",
     )
     with pytest.raises(ThemisInputError, match="--judge-url"):
         run_bench(config)
@@ -81,9 +81,9 @@ def _judge_config(tmp_path, base_url, open_layout_path, **overrides) -> BenchCon
         output=tmp_path / "run",
         adapter="judge",
         judge_url=base_url,
-        prompts=str(open_layout_path),
+        prompt_pack=str(open_layout_path),
         judge_concurrency=2,
-        chunk_pairs=1,
+        checkpoint_every=1,
     )
     return BenchConfig(**(fields | overrides))
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from themis_rm.bench.report import ReportPaths, bootstrap_accuracy_ci, build_report
+from themis_rm.bench.metrics import bootstrap_accuracy_ci
+from themis_rm.bench.report import ReportPaths, build_report
 from themis_rm.errors import ThemisInputError
 
 N_BOOTSTRAP = 200

@@ -31,9 +31,7 @@ def test_report_cli_compares_a_bench_run_with_reference_runs(tiny_model_dir, sha
         )
     )
     run_bench(
-        BenchConfig(
-            model=str(tiny_model_dir), data=str(data), output=tmp_path / "run", prompt_mode="none", device="cpu"
-        )
+        BenchConfig(model=str(tiny_model_dir), data=str(data), output=tmp_path / "run", criterion="none", device="cpu")
     )
     result = CliRunner().invoke(
         app,

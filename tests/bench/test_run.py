@@ -32,10 +32,10 @@ def _config(model, data, output, **overrides) -> BenchConfig:
         model=str(model),
         data=str(data),
         output=output,
-        prompt_mode="none",
+        criterion="none",
         device="cpu",
         max_length=16384,
-        chunk_pairs=16,
+        checkpoint_every=16,
     )
     return BenchConfig(**{**settings, **overrides})
 
@@ -99,8 +99,8 @@ def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_p
         tiny_model_dir,
         sample_pairs,
         tmp_path / "aspect",
-        prompt_mode="aspect",
-        prompts=str(open_layout_path),
+        criterion="aspect",
+        prompt_pack=str(open_layout_path),
         limit=20,
     )
     plain = run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "plain", limit=20))
@@ -143,10 +143,10 @@ def test_pair_without_aspect_in_aspect_mode_is_refused_naming_row_and_id(tiny_mo
     ]
     path = tmp_path / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = _config(tiny_model_dir, path, tmp_path / "run", prompt_mode="aspect", prompts=str(open_layout_path))
+    config = _config(tiny_model_dir, path, tmp_path / "run", criterion="aspect", prompt_pack=str(open_layout_path))
     expected = (
-        rf"{path}:2: field 'aspect' is missing \(id 'b'\); --prompts-mode aspect needs every pair's aspect; "
-        "use --prompts-mode full/none or add the field"
+        rf"{path}:2: field 'aspect' is missing \(id 'b'\); --criterion aspect needs every pair's aspect; "
+        "use --criterion full/none or add the field"
     )
     with pytest.raises(ThemisInputError, match=expected):
         run_bench(config)
@@ -241,7 +241,7 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, t
     assert run["resumed_pairs"] == scored_before and run["n_pairs"] == total
 
     # The uninterrupted run uses the same chunks, so each pair is batched with the same neighbours.
-    fresh = run_bench(_config(tiny_model_dir, data, tmp_path / "fresh", chunk_pairs=4))
+    fresh = run_bench(_config(tiny_model_dir, data, tmp_path / "fresh", checkpoint_every=4))
     resumed_scores = read_scores_parquet(output / "scores.parquet")
     fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
     pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=0, atol=1e-5)
@@ -267,7 +267,7 @@ def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir,
     rows = [json.loads(line) for f in pair_files for line in f.read_text().splitlines() if line.strip()]
     data = tmp_path / "all_pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_bench(_config(tiny_model_dir, data, tmp_path / "run", max_length=2048, chunk_pairs=512))
+    result = run_bench(_config(tiny_model_dir, data, tmp_path / "run", max_length=2048, checkpoint_every=512))
     results = result.results
     assert results["overall"]["total_examples"] == len(rows) == 2646
     for key, field in (("by_aspect", "aspect"), ("by_language", "language"), ("by_subset", "subset")):

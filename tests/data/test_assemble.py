@@ -26,7 +26,7 @@ def record(doc_id="r1", aspects=(FC, RE), repo="acme/kv", **meta) -> Document:
 
 
 def build(docs, **options):
-    step = PairBuilder(AssembleConfig(**{"prompts": "open", **options}))
+    step = PairBuilder(AssembleConfig(**{"prompt_pack": "open", **options}))
     return list(step.run(iter(docs))), step
 
 
@@ -75,12 +75,12 @@ def test_system_prompts_follow_15_60_25():
 def test_default_pack_resolves_like_the_rest_of_the_package(open_layout_path, monkeypatch):
     from themis_rm.errors import PromptPackError
 
-    assert AssembleConfig().prompts is None
+    assert AssembleConfig().prompt_pack is None
     with pytest.raises(PromptPackError, match="official"):
         PairBuilder(AssembleConfig())  # offline, nothing cached: fails when the pipeline is built
     official = open_layout_path  # any JSON pack in the official layout
     monkeypatch.setenv("THEMIS_PROMPTS", str(official))
-    (pair,), _ = build([record(aspects=[FC])], prompts=None)
+    (pair,), _ = build([record(aspects=[FC])], prompt_pack=None)
     expected = PromptSampler(load_prompt_pack(str(official)), seed=0).sample(FC, stable_int(pair.id) % 2**62)
     assert pair.metadata["system"] == (expected if expected is not None else "")
 

@@ -12,17 +12,9 @@ pytest.importorskip("jinja2")
 pytest.importorskip("datatrove")
 
 from themis_rm.data.base import Document
+from themis_rm.data.config import InstructionConfig, LLMConfig, PairwiseJudgeConfig, ReviewConfig
 from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient, LLMRequestsFailed
-from themis_rm.data.llm_steps import (
-    BugIntroductionStep,
-    CommitReviewStep,
-    InstructionConfig,
-    InstructionStep,
-    LLMConfig,
-    PairwiseJudgeConfig,
-    PairwiseJudgeStep,
-    ReviewConfig,
-)
+from themis_rm.data.llm_steps import BugIntroductionStep, CommitReviewStep, InstructionStep, PairwiseJudgeStep
 from themis_rm.data.prompts import parse_rating, parse_tag, parse_verdict, strip_fence
 from themis_rm.errors import ThemisInputError
 

@@ -19,7 +19,7 @@ pytest.importorskip("datasketch")
 
 from typer.testing import CliRunner
 
-from themis_rm.data.cli import data_app
+from themis_rm.cli.data import data_app
 from themis_rm.data.config import config_from_dict, load_config
 from themis_rm.data.llm import LLMRequestsFailed
 from themis_rm.data.pipeline import run_pipeline
@@ -186,7 +186,7 @@ def pipeline_dict(output_dir: Path, repos, benchmark, url=None, workers=1) -> di
     data = {
         "output_dir": str(output_dir),
         "mine": {"repos": repos},
-        "assemble": {"decontam": {"benchmarks": [benchmark]}, "validation_fraction": 0.34, "prompts": "open"},
+        "assemble": {"decontam": {"benchmarks": [benchmark]}, "validation_fraction": 0.34, "prompt_pack": "open"},
         "executor": {"tasks": 2, "workers": workers},
     }
     if url:
@@ -288,7 +288,7 @@ def test_every_stage_counts_what_it_keeps_and_drops(
         "token_length": {"tokenizer": str(tmp_path / "tok"), "min_tokens": 8, "max_tokens": 4000},
     }
     data["assemble"] |= {"tokenizer": str(tmp_path / "tok"), "max_tokens": 4096}
-    data["assemble"]["prompts"] = str(open_layout_path)
+    data["assemble"]["prompt_pack"] = str(open_layout_path)
     with pytest.raises(LLMRequestsFailed, match=r"llm_judge \(task \d\): 4 requests failed"):
         run_pipeline(config_from_dict(data))
     failed = asks(server, True)  # 4 votes, each retried (up to 1 ask + 4 retries reach the server)
@@ -418,7 +418,7 @@ def test_config_errors_are_collected_with_their_yaml_paths(tmp_path):
     with pytest.raises(ThemisInputError) as info:
         config_from_dict(bad)
     message = str(info.value)
-    for fragment in ("mine.colour is not a known key", "mine.since", "threshold", "executor.tasks must be int"):
+    for fragment in ("unknown key 'mine.colour'", "mine.since", "threshold", "executor.tasks must be int"):
         assert fragment in message
 
 

@@ -13,7 +13,7 @@ from themis_rm.demo import DEMO_MODES, DemoConfig, DemoStepError, demo_pairs, ru
 def _small(output) -> DemoConfig:
     return DemoConfig(
         output=output,
-        prompts="open",
+        prompt_pack="open",
         problems=10,
         mutants_per_problem=3,
         train_steps=3,

@@ -112,7 +112,7 @@ def test_criteria_json_prints_the_exact_eval_prompts(official_prompts_path):
 def test_criteria_offline_without_a_pack_explains_how_to_get_one():
     result = _invoke("criteria")
     assert result.exit_code == 2
-    assert "--prompts" in " ".join(result.output.split())
+    assert "--prompt-pack" in " ".join(result.output.split())
 
 
 def test_version_via_the_console_entry_point():

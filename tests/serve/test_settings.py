@@ -14,16 +14,17 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from themis_rm.cli.serve import serve
+from themis_rm.config import config_to_dict
 from themis_rm.errors import ThemisInputError
-from themis_rm.serve.cli import serve
 from themis_rm.serve.settings import load_settings
 
-MOUNTED = "import typer; from themis_rm.serve.cli import serve; app = typer.Typer(); app.command()(serve); app()"
+MOUNTED = "import typer; from themis_rm.cli.serve import serve; app = typer.Typer(); app.command()(serve); app()"
 
 
 def cli_app() -> typer.Typer:
     app = typer.Typer()
-    app.command()(serve)  # exactly how themis_rm.cli mounts it
+    app.command()(serve)  # exactly how themis_rm.cli.main mounts it
     return app
 
 
@@ -69,6 +70,61 @@ def test_cli_help_shows_each_settings_description():
     assert result.exit_code == 0
     for flag in ("--max-wait-ms", "--api-key", "--rerender", "--assistant-marker", "--max-queue-items"):
         assert flag in result.output
+
+
+@pytest.fixture
+def served(monkeypatch) -> list:
+    """Run ``themis serve`` up to uvicorn without a model: collects the settings create_app gets, then run's args."""
+    calls: list = []
+    monkeypatch.setattr("themis_rm.serve.app.create_app", lambda settings: calls.append(settings) or "app")
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append(kwargs))
+    return calls
+
+
+def test_config_yaml_fills_what_flags_leave_out_and_flags_override_it(tmp_path, served):
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: m\ncriteria: runtime\nport: 9000\nmax_wait_ms: 5\n", encoding="utf-8")
+    result = CliRunner().invoke(cli_app(), ["--config", str(config), "--port", "9001", "--end-marker", "</s>"])
+    assert result.exit_code == 0, result.output
+    settings, uvicorn_args = served
+    assert (settings.model, settings.criteria, settings.rerender, settings.max_wait_ms) == ("m", "runtime", True, 5)
+    assert settings.port == uvicorn_args["port"] == 9001 and settings.end_markers == ("</s>",)
+
+
+def test_environment_sits_between_the_config_yaml_and_the_flags(tmp_path, served, monkeypatch):
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: m\nport: 9000\nmax_wait_ms: 5\n", encoding="utf-8")
+    monkeypatch.setenv("THEMIS_SERVE_PORT", "9100")
+    monkeypatch.setenv("THEMIS_SERVE_MAX_WAIT_MS", "7")
+    result = CliRunner().invoke(cli_app(), ["--config", str(config), "--max-wait-ms", "9"])
+    assert result.exit_code == 0, result.output
+    assert (served[0].port, served[0].max_wait_ms) == (9100, 9)
+    assert load_settings(config, max_wait_ms=None).max_wait_ms == 7  # None = not given, as a left-out flag
+
+
+def test_prompts_still_names_the_prompt_pack_everywhere(tmp_path, served, monkeypatch):
+    result = CliRunner().invoke(cli_app(), ["--model", "m", "--prompts", "open"])
+    assert result.exit_code == 0, result.output
+    assert served[0].prompt_pack == "open"
+    config = tmp_path / "serve.yaml"
+    config.write_text("model: m\nprompts: open\n", encoding="utf-8")
+    assert load_settings(config).prompt_pack == "open" and load_settings(model="m", prompts="open").prompt_pack
+    monkeypatch.setenv("THEMIS_SERVE_PROMPTS", "open")
+    assert load_settings(model="m").prompt_pack == "open"
+    assert load_settings(model="m", prompt_pack="pack.json").prompt_pack == "pack.json"
+
+
+def test_api_key_stays_out_of_repr_and_the_resolved_config():
+    settings = load_settings(model="m", api_key="s3cret")
+    assert settings.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.api_key)
+    assert "api_key" not in config_to_dict(settings)
+
+
+def test_missing_serve_extra_names_the_pip_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what `import uvicorn` meets when it is not installed
+    result = CliRunner().invoke(cli_app(), ["--model", "m"])
+    assert result.exit_code == 2 and "themis-rm[serve]" in result.output
 
 
 @pytest.mark.slow

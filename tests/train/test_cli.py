@@ -7,7 +7,7 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from themis_rm.train.cli import train
+from themis_rm.cli.train import train
 from themis_rm.train.config import field_help
 from themis_rm.train.loop import RUN_FILE
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 import themis_rm.train
+from themis_rm.cli.train import train
 from themis_rm.errors import ThemisInputError
-from themis_rm.train.cli import train
 from themis_rm.train.config import SECTIONS, TrainConfig, all_field_names, load_recipe
 
 CONFIGS = Path(themis_rm.train.__file__).parent / "configs"
@@ -113,7 +113,8 @@ def test_validation_collects_every_problem_and_names_each_flag():
 
 def test_cli_options_mirror_the_config_fields_one_to_one():
     options = set(inspect.signature(train).parameters) - {"config"}
-    assert options == set(all_field_names())
+    old_spellings = {name for name in options if "__deprecated_" in name}  # hidden aliases such as --prompts
+    assert options - old_spellings == set(all_field_names())
     sections = {f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
     assert len(sections) == sum(len(dataclasses.fields(cls)) for cls in SECTIONS.values())  # names are unique
 

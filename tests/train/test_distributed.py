@@ -29,13 +29,23 @@ def test_two_processes_equal_one_process_with_one_big_micro_batch(tiny_base_dir,
     held_out = write_jsonl(tmp_path / "eval.jsonl", operator_pairs(9, seed=4))
     common = [
         *("--model", str(tiny_base_dir), "--data", str(data), "--eval-data", str(held_out)),
-        *("--prompts", str(short_pack_path), "--batch-size", "8", "--eval-batch-size", "4", "--max-steps", "3"),
+        *("--prompt-pack", str(short_pack_path), "--batch-size", "8", "--eval-batch-size", "4", "--max-steps", "3"),
         *("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-ratio", "0", "--max-length", "96", "--eval-every", "3"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     two = subprocess.run(
-        [*launcher, "-m", "themis_rm.train.cli", *common, "--micro-batch-size", "4", "--output", str(tmp_path / "two")],
+        [
+            *launcher,
+            "-m",
+            "themis_rm.cli",
+            "train",
+            *common,
+            "--micro-batch-size",
+            "4",
+            "--output",
+            str(tmp_path / "two"),
+        ],
         env=env,
         capture_output=True,
     )
@@ -44,7 +54,8 @@ def test_two_processes_equal_one_process_with_one_big_micro_batch(tiny_base_dir,
         [
             sys.executable,
             "-m",
-            "themis_rm.train.cli",
+            "themis_rm.cli",
+            "train",
             *common,
             "--micro-batch-size",
             "8",

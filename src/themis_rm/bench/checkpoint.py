@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.pairs import PreferencePair
-from themis_rm.scoring.scorer import Scorer
 
 if TYPE_CHECKING:
-    from themis_rm.bench.run import BenchConfig
+    from themis_rm.bench.config import BenchConfig
+    from themis_rm.scoring.protocols import PairScorer
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ PARTIAL_FILE = "scores.partial.jsonl"
 CHECKPOINT_FILE = "checkpoint.json"
 # 2: the resolved dtype and device type (a judge: its sampling) are hashed; 1 (no version key): the configured dtype.
 FINGERPRINT_VERSION = 2
-_JUDGE_KEYS = ("parser", "temperature", "seed", "max_tokens", "score_range", "template_sha256")
 
 
 @dataclass(frozen=True)
@@ -45,19 +44,19 @@ class Fingerprint:
 
 
 def run_fingerprint(
-    config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair], scorer: object
+    config: BenchConfig, pack: PromptPack | None, pairs: list[PreferencePair], scorer: PairScorer
 ) -> Fingerprint:
     """Everything that changes a score: model, prompts, truncation, the dtype and device type the model runs in
     (as loaded, not as configured), a judge's sampling, and the pairs themselves."""
     settings = {
         "model": config.model,
-        "prompt_mode": config.prompt_mode,
+        "prompt_mode": config.criterion,
         "pack": pack.sha256 if pack else None,
         "max_length": config.max_length,
         "prompt_overflow": config.prompt_overflow,
         "adapter": config.adapter,
         "adapter_spec": config.adapter_spec,
-        **_resolved_settings(scorer),
+        **scorer.resolved_settings(),
         "pairs": _pairs_sha256(pairs),
     }
     return Fingerprint(settings, hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest())
@@ -90,14 +89,6 @@ def resume_scores(output: Path, fingerprint: Fingerprint) -> dict[str, dict]:
         done[record["id"]] = record
     logger.info("resuming: %d pairs already scored in %s", len(done), partial)
     return done
-
-
-def _resolved_settings(scorer: object) -> dict:
-    """What the scorer resolved at load time: dtype and device type for a model, sampling for a judge."""
-    if isinstance(scorer, Scorer):
-        return {"dtype": str(scorer.loaded.dtype).removeprefix("torch."), "device": scorer.loaded.device.type}
-    judge = scorer.settings()["judge"]
-    return {"judge": {key: judge[key] for key in _JUDGE_KEYS}}
 
 
 def _pairs_sha256(pairs: list[PreferencePair]) -> str:

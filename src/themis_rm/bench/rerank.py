@@ -16,18 +16,20 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from themis_rm.bench.config import RerankConfig
 from themis_rm.bench.metrics import aggregate_rerank, rerank_question_metrics, write_results_json
+from themis_rm.config import validate_config
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import LoadedRows, Prompt, RowValidator, ScoreRequest, load_rows
-from themis_rm.scoring.scorer import ModelConfig, Scorer
+from themis_rm.scoring.scorer import Scorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +43,6 @@ class RerankQuestion:
     num_failed: list[int]
     final_verdict: list[bool]
     language: str | None = None
-
-
-@dataclass(kw_only=True)
-class RerankConfig(ModelConfig):
-    """Settings of one rerank run; ``themis rerank`` options mirror these fields."""
-
-    data: str
-    output: Path
-    criterion: str = "none"  # criteria spec for the system prompt (e.g. "correctness"); "none" = no prompt
-    prompts: str | None = None
-    ks: Sequence[int] = (5, 10)
-    split: str | None = None
-    config: str | None = None
-    prompt_field: str = "description"
 
 
 _VERDICT_WORDS = {"true": True, "pass": True, "passed": True, "false": False, "fail": False, "failed": False}
@@ -128,13 +116,15 @@ def run_rerank(
     progress: Callable[[int], None] | None = None,
 ) -> RerankResult:
     """Score every completion, compute per-question and averaged metrics, write the outputs."""
+    validate_config(config)
     started = time.perf_counter()
     questions: list[RerankQuestion] = load_rerank_questions(
-        config.data, prompt_field=config.prompt_field, split=config.split, config=config.config
+        config.data, prompt_field=config.prompt_field, split=config.split, config=config.data_config
     ).rows
     if not questions:
         raise ThemisInputError(f"{config.data}: no rerank questions")
-    pack = None if config.criterion.strip().lower() == "none" else resolve_pack(config.prompts)
+    wants_pack = config.criterion.strip().lower() != "none"
+    pack = resolve_pack(config.prompt_pack, config.criteria_file) if wants_pack else None
     scorer = Scorer.from_job_config(config, pack)
     system = scorer.system_prompt(config.criterion)
     requests = [ScoreRequest(q.prompt, c, system) for q in questions for c in q.completions]

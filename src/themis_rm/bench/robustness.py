@@ -15,8 +15,7 @@ from pathlib import Path
 from themis_rm.bench.metrics import compile_results, scores_frame, write_results_json, write_scores_parquet
 from themis_rm.bench.perturb import PERTURBATIONS, count_unchanged, perturb_pairs
 from themis_rm.pairs import PreferencePair
-from themis_rm.scoring.judge_pairs import JudgePairScorer
-from themis_rm.scoring.scorer import PairScores, Scorer
+from themis_rm.scoring.protocols import PairScorer
 
 
 def pairs_frame(pairs: Sequence[PreferencePair], chosen, rejected):
@@ -32,7 +31,7 @@ def pairs_frame(pairs: Sequence[PreferencePair], chosen, rejected):
 
 
 def run_robustness(
-    scorer: Scorer | JudgePairScorer,
+    scorer: PairScorer,
     pairs: Sequence[PreferencePair],
     clean: dict,
     *,
@@ -45,7 +44,7 @@ def run_robustness(
     """Score every perturbation kind and return ``{kind: {accuracy, drop, by_aspect_drop, unchanged, side}}``."""
     summary = {}
     for kind, perturbed in perturb_pairs(pairs, kinds, seed).items():
-        scores = _score_variant(scorer, perturbed, prompt_mode, kind)
+        scores = scorer.score_variant(perturbed, prompt_mode, kind)
         frame = pairs_frame(perturbed, scores.chosen.tolist(), scores.rejected.tolist())
         results = compile_results(frame, ties=ties)
         directory = output / "perturb" / kind
@@ -67,12 +66,3 @@ def run_robustness(
         json.dumps({"seed": seed, "kinds": summary}, indent=1) + "\n", encoding="utf-8"
     )
     return summary
-
-
-def _score_variant(
-    scorer: Scorer | JudgePairScorer, pairs: Sequence[PreferencePair], prompt_mode: str, kind: str
-) -> PairScores:
-    """Score perturbed pairs; a judge also tags their raw answers with ``kind`` (they share ids with the clean)."""
-    if isinstance(scorer, JudgePairScorer):
-        return scorer.score_pairs(pairs, prompt_mode, variant=kind)
-    return scorer.score_pairs(pairs, prompt_mode)

@@ -20,13 +20,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from themis_rm.bench.checkpoint import PARTIAL_FILE, resume_scores, run_fingerprint
+from themis_rm.bench.config import BenchConfig
 from themis_rm.bench.metrics import (
-    TIE_POLICIES,
     compile_results,
     nan_count,
     tie_count,
@@ -35,73 +35,20 @@ from themis_rm.bench.metrics import (
 )
 from themis_rm.bench.perturb import parse_kinds
 from themis_rm.bench.robustness import pairs_frame, run_robustness
+from themis_rm.config import validate_config
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.faults import crash_point
 from themis_rm.packs import resolve_pack
-from themis_rm.pairs import FieldMap, PreferencePair, load_pairs
+from themis_rm.pairs import PreferencePair, load_pairs
+from themis_rm.scoring.config import ASPECT
 from themis_rm.scoring.judge import parse_score_range
-from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer
+from themis_rm.scoring.scorer import Scorer
 
 logger = logging.getLogger(__name__)
 
 RAW_FILE = "judge_raw.jsonl"
-ASPECT_REQUIRED_BY = "--prompts-mode aspect needs every pair's aspect; use --prompts-mode full/none or add the field"
-
-
-@dataclass(kw_only=True)
-class BenchConfig(ModelConfig):
-    """Settings of one benchmark run; ``themis bench`` options mirror these fields."""
-
-    data: str
-    output: Path
-    prompt_mode: str = ASPECT  # "aspect" (each pair's own aspect prompt: the paper), "full", "none", or criteria
-    prompts: str | None = None  # prompt pack spec ("official", "open", a file); None = THEMIS_PROMPTS, then official
-    criteria_file: Path | None = None
-    ties: str = "wrong"  # "wrong" (reference) or "half"
-    limit: int | None = None
-    subsets: Sequence[str] = ()
-    languages: Sequence[str] = ()
-    aspects: Sequence[str] = ()
-    split: str | None = None
-    config: str | None = None
-    fields: FieldMap = field(default_factory=FieldMap)
-    chunk_pairs: int = 256  # pairs scored between two checkpoint writes
-    perturb: Sequence[str] = ()  # judge-hacking perturbation kinds to score beside the clean run
-    seed: int = 0  # seed of the perturbations
-    judge_temperature: float = 0.0  # adapter "judge": sampling temperature; 0 for reproducible scores
-    judge_seed: int | None = 0  # adapter "judge": the request's seed (vLLM honours it per request); None sends none
-    judge_max_tokens: int = 2048  # adapter "judge": generation cap; too low cuts the answer before its score
-    judge_score_range: str | None = "1,10"  # adapter "judge": valid scores "LOW,HIGH" inclusive ("0,10"), or "none"
-
-    def validate(self) -> None:
-        problems = []
-        if self.ties not in TIE_POLICIES:
-            problems.append(f"--ties must be one of {', '.join(TIE_POLICIES)}, got {self.ties!r}")
-        if self.limit is not None and self.limit < 1:
-            problems.append(f"--limit must be a positive number of pairs, got {self.limit}")
-        if self.perturb:
-            try:
-                parse_kinds(",".join(self.perturb))
-            except ThemisInputError as exc:
-                problems.append(str(exc))
-        if self.chunk_pairs < 1:
-            problems.append(f"chunk_pairs must be >= 1, got {self.chunk_pairs}")
-        problems += self._judge_problems()
-        if problems:
-            raise ThemisInputError("; ".join(problems))
-
-    def _judge_problems(self) -> list[str]:
-        problems = []
-        if self.judge_temperature < 0:
-            problems.append(f"--judge-temperature must be >= 0, got {self.judge_temperature}")
-        if self.judge_max_tokens < 1:
-            problems.append(f"--judge-max-tokens must be >= 1, got {self.judge_max_tokens}")
-        try:
-            parse_score_range(self.judge_score_range)
-        except ThemisInputError as exc:
-            problems.append(str(exc))
-        return problems
+ASPECT_REQUIRED_BY = "--criterion aspect needs every pair's aspect; use --criterion full/none or add the field"
 
 
 @dataclass(frozen=True)
@@ -130,17 +77,18 @@ def run_bench(
         on_loaded: called with the number of pairs still to score, before scoring starts.
         progress: called with the number of pairs finished after each chunk.
     """
-    config.validate()
+    validate_config(config)
     started = time.perf_counter()
-    pack = None if config.prompt_mode.strip().lower() == "none" else resolve_pack(config.prompts, config.criteria_file)
-    by_aspect = config.prompt_mode == ASPECT
+    wants_pack = config.criterion.strip().lower() != "none"
+    pack = resolve_pack(config.prompt_pack, config.criteria_file) if wants_pack else None
+    by_aspect = config.criterion == ASPECT
     loaded = load_pairs(
         config.data,
         config.fields,
         resolve_aspect=pack.resolve_one if pack is not None and by_aspect else None,
         aspect_required_by=ASPECT_REQUIRED_BY if by_aspect else None,
         split=config.split,
-        config=config.config,
+        config=config.data_config,
     )
     pairs = select_pairs(loaded.rows, config)
     if not pairs:
@@ -157,8 +105,8 @@ def run_bench(
         on_loaded(len(pending))
     scoring_started = time.perf_counter()
     with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
-        for chunk in _length_sorted_chunks(pending, config.chunk_pairs):
-            scores = scorer.score_pairs(chunk, config.prompt_mode)
+        for chunk in _length_sorted_chunks(pending, config.checkpoint_every):
+            scores = scorer.score_pairs(chunk, config.criterion)
             for pair, c, r, ct, rt, pt in zip(
                 chunk,
                 scores.chosen.tolist(),
@@ -198,7 +146,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
             results,
             kinds=parse_kinds(",".join(config.perturb)),
             seed=config.seed,
-            prompt_mode=config.prompt_mode,
+            prompt_mode=config.criterion,
             ties=config.ties,
             output=config.output,
         )
@@ -206,10 +154,10 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
     write_results_json(results, config.output / "results.json")
     scored_now = len(pairs) - resumed
     run = {
-        **scorer.settings(config.prompt_mode),
+        **scorer.settings(config.criterion),
         "data": config.data,
         "data_sha256": _file_sha256(config.data),
-        "prompt_mode": config.prompt_mode,
+        "prompt_mode": config.criterion,
         "ties": config.ties,
         "n_ties": tie_count(frame),
         "n_nan": nan_count(frame),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from themis_rm.criteria import (
     SECURITY_HARDNESS,
 )
 from themis_rm.data.base import CountingStep, DocumentsPipeline
+from themis_rm.data.config import AspectConfig
 from themis_rm.errors import ThemisInputError
 
 AUTHOR_FILES: dict[str, str] = {
@@ -51,22 +51,6 @@ WORD_TERM_CHARS = 5
 _NOT_FILE_NAME = r"(?!\.[a-z0-9])"
 _WORD_TAIL = r"(?:e?s|e?d|e|ing)?(?![a-z0-9])" + _NOT_FILE_NAME
 _STEM_TAIL = r"[a-z0-9]*(?![a-z0-9])" + _NOT_FILE_NAME
-
-
-@dataclass
-class AspectConfig:
-    """How commits get their aspect labels."""
-
-    terms_dir: str | None = None
-    """Directory of term lists (ours: ``<Criterion>.txt``; or the authors' ``*_term_list.list``); None: built-in."""
-    match_on: str = "message"
-    """``message`` (subject and body) or ``subject`` (first line only)."""
-    require: bool = True
-    """Drop records that match no aspect (``dropped_no_aspect``); False keeps them with an empty label list."""
-
-    def __post_init__(self) -> None:
-        if self.match_on not in ("message", "subject"):
-            raise ThemisInputError(f"aspects.match_on must be 'message' or 'subject', got {self.match_on!r}")
 
 
 def term_pattern(terms: list[str]) -> re.Pattern[str]:

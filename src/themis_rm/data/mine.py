@@ -12,10 +12,11 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from themis_rm.config import check_section, setting
 from themis_rm.data.git import (
     CommitInfo,
     GitError,
@@ -54,32 +55,38 @@ class RepoSpec:
 class MineConfig:
     """What to mine and which commits qualify."""
 
-    repos: list[str] = field(default_factory=list)
-    """Local repository paths."""
-    repos_file: str | None = None
-    """Text file listing repositories, one per line: ``path``, optionally ``<TAB>owner/name<TAB>license``."""
-    bigquery: list[str] = field(default_factory=list)
-    """BigQuery-style JSONL exports (``commit``, ``repos``, ``old_file``, ``new_file``, ``message`` columns)."""
-    clones_dir: str | None = None
-    """Where the export's repositories are cloned, as ``<clones_dir>/<owner>/<name>``."""
-    rev: str = "HEAD"
-    """Revision whose history is mined in local repositories."""
-    since: str | None = None
-    """Keep commits at or after this date (ISO, e.g. ``2019-06-01``; committer date, UTC)."""
-    until: str | None = None
-    """Keep commits strictly before this date (e.g. ``2019-03-01`` for training data before the benchmark)."""
-    languages: list[str] = field(default_factory=lambda: list(CRB_LANGUAGES))
-    """Target languages (CodeRewardBench names: C, CSharp, Cpp, Go, Java, JavaScript, Python, Ruby, TypeScript...)."""
-    extension_map: str | None = None
-    """JSON ``{"Language": [".ext"]}`` (the reference layout) merged over the built-in table."""
-    min_bytes: int = 1
-    """Smallest accepted size of either version of the file."""
-    max_bytes: int = 200_000
-    """Largest accepted size of either version of the file."""
-    diff_context: int = 3
-    """Context lines of the unified diff."""
+    repos: list[str] = setting(default_factory=list, help="Local repository paths.", argument=True)
+    repos_file: str | None = setting(
+        None, "Text file listing repositories, one per line: path, optionally <TAB>owner/name<TAB>license."
+    )
+    bigquery: list[str] = setting(
+        default_factory=list,
+        help="BigQuery-style JSONL exports (commit, repos, old_file, new_file, message columns).",
+    )
+    clones_dir: str | None = setting(
+        None, "Where the export's repositories are cloned, as <clones_dir>/<owner>/<name>."
+    )
+    rev: str = setting("HEAD", "Revision whose history is mined in local repositories.")
+    since: str | None = setting(None, "Keep commits at or after this date (ISO, e.g. 2019-06-01; committer date, UTC).")
+    until: str | None = setting(
+        None, "Keep commits strictly before this date (e.g. 2019-03-01 for training data before the benchmark)."
+    )
+    languages: list[str] = setting(
+        default_factory=lambda: list(CRB_LANGUAGES),
+        help="Target languages (CodeRewardBench names: C, CSharp, Cpp, Go, Java, JavaScript, Python, Ruby, ...).",
+    )
+    extension_map: str | None = setting(
+        None, 'JSON {"Language": [".ext"]} (the reference layout) merged over the built-in table.'
+    )
+    min_bytes: int = setting(1, "Smallest accepted size of either version of the file.", ge=0)
+    max_bytes: int = setting(200_000, "Largest accepted size of either version of the file.")
+    diff_context: int = setting(3, "Context lines of the unified diff.")
 
     def __post_init__(self) -> None:
+        check_section(self, "mine")
+
+    def problems(self) -> list[str]:
+        """Dates that do not parse, a size window that is empty, an export without its clones."""
         problems = []
         for name in ("since", "until"):
             value = getattr(self, name)
@@ -88,12 +95,11 @@ class MineConfig:
                     _parse_date(value)
                 except ValueError:
                     problems.append(f"mine.{name} must be an ISO date like 2019-03-01, got {value!r}")
-        if self.min_bytes < 0 or self.max_bytes < self.min_bytes:
-            problems.append(f"mine needs 0 <= min_bytes <= max_bytes, got {self.min_bytes}, {self.max_bytes}")
+        if self.max_bytes < self.min_bytes:
+            problems.append(f"mine needs min_bytes <= max_bytes, got {self.min_bytes}, {self.max_bytes}")
         if self.bigquery and not self.clones_dir:
             problems.append("mine.bigquery needs mine.clones_dir (contents are read from local clones)")
-        if problems:
-            raise ThemisInputError("; ".join(problems))
+        return problems
 
     def language_map(self) -> LanguageMap:
         table = dict(EXTENSIONS)

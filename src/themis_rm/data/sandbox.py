@@ -20,6 +20,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from themis_rm.config import setting
+
 _CLONE_NEWNET = 0x40000000
 
 # Runs inside the child: block sockets, exec the program, then each test statement on its own.
@@ -53,10 +55,15 @@ sys.stdout.write("\n__THEMIS_RESULT__" + json.dumps(results))
 class SandboxLimits:
     """Caps on one run; the defaults suit HumanEval-sized problems."""
 
-    timeout_s: float = 10.0
-    memory_mb: int = 1024
-    cpu_s: int = 10
-    file_mb: int = 16
+    timeout_s: float = setting(10.0, "Wall-clock limit per test run.", gt=0)
+    memory_mb: int = setting(1024, "Address-space cap per test run.", ge=1)
+    cpu_s: int | None = setting(None, "CPU-time cap per test run; default: the wall-clock limit + 1 s.", ge=1)
+    file_mb: int = setting(16, "Largest file a test run may write.", ge=1)
+
+    @property
+    def cpu_limit_s(self) -> int:
+        """``cpu_s``, or the whole seconds of ``timeout_s`` plus one: a busy loop ends by the clock, not by CPU."""
+        return self.cpu_s if self.cpu_s is not None else int(self.timeout_s) + 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def _limit_child(limits: SandboxLimits):
     def apply() -> None:
         os.setsid()
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20, limits.memory_mb << 20))
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_limit_s, limits.cpu_limit_s))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20, limits.file_mb << 20))
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         # A private network namespace has only a down loopback: nothing is reachable. Where the kernel refuses

@@ -12,31 +12,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from themis_rm.config import validate_config
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
-from themis_rm.pairs import FieldMap, LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
-from themis_rm.scoring.scorer import ASPECT, ModelConfig, Scorer, require_aspects
+from themis_rm.pairs import LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
+from themis_rm.scoring.config import ScoreConfig
+from themis_rm.scoring.scorer import ASPECT, Scorer, require_aspects
 
 logger = logging.getLogger(__name__)
 
 ASPECT_REQUIRED_BY = "--criterion aspect needs every row's aspect; use --criterion full/none or add the field"
-
-
-@dataclass(kw_only=True)
-class ScoreConfig(ModelConfig):
-    """Settings of one ``themis score`` run; CLI options mirror these fields."""
-
-    input: Path
-    output: Path
-    criterion: str = "none"  # a criteria spec, or "aspect" to use each row's own aspect
-    prompts: str | None = None  # "official", "open", or a pack file; None = THEMIS_PROMPTS, then official
-    criteria_file: Path | None = None  # user-defined criteria (TOML) added to the pack
-    fields: FieldMap = field(default_factory=FieldMap)
-    split: str | None = None
-    skip_invalid: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,9 +55,13 @@ def run_score(
     Args:
         on_loaded: called with the number of sequences to score, once the input is read.
         progress: called with the number of sequences finished after each batch.
+
+    Raises:
+        ThemisInputError: the config is invalid (every problem listed) or the input has no valid row.
     """
+    validate_config(config)
     needs_pack = config.criterion.strip().lower() != "none" or config.criteria_file is not None
-    pack = resolve_pack(config.prompts, config.criteria_file) if needs_pack else None
+    pack = resolve_pack(config.prompt_pack, config.criteria_file) if needs_pack else None
     by_aspect = config.criterion == ASPECT
     resolve_aspect = pack.resolve_one if pack is not None and by_aspect else None
     read = {"split": config.split}

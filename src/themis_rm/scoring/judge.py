@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from themis_rm.errors import MissingExtraError, ThemisInputError
+from themis_rm.errors import ThemisInputError
+from themis_rm.llm_client import ChatCall, ChatClient, Endpoint, Sampling, endpoint_problems
 from themis_rm.pairs import Prompt, ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -132,12 +133,7 @@ class JudgeConfig:
     """Inclusive valid range (the default template's 1-10); a score outside is NaN and counted. None: no check."""
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.concurrency < 1:
-            problems.append(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.retries < 0 or self.backoff_s < 0 or self.timeout_s <= 0:
-            got = f"retries={self.retries}, backoff_s={self.backoff_s}, timeout_s={self.timeout_s}"
-            problems.append(f"need retries >= 0, backoff_s >= 0 and timeout_s > 0; got {got}")
+        problems = endpoint_problems(self.concurrency, self.retries, self.backoff_s, self.timeout_s)
         if self.parser not in PARSERS:
             problems.append(f"parser must be one of {', '.join(PARSERS)}, got {self.parser!r}")
         if self.score_range is not None and not self.score_range[0] <= self.score_range[1]:
@@ -145,6 +141,16 @@ class JudgeConfig:
         problems += _template_problems(self.template)
         if problems:
             raise ThemisInputError("judge config: " + "; ".join(problems))
+
+    def endpoint(self) -> Endpoint:
+        """The shared chat client's view of this judge's endpoint (key, timeout, retries, concurrency)."""
+        return Endpoint(
+            self.model, self.base_url, self.api_key_env, self.timeout_s, self.retries, self.backoff_s, self.concurrency
+        )
+
+    def sampling(self) -> Sampling:
+        """Sampling sent with every judge request; the same seed each time, so a re-run asks the same question."""
+        return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
 
 
 def _template_problems(template: str) -> list[str]:
@@ -239,22 +245,19 @@ def reparse_raw(
 
 
 # --------------------------------------------------------------------------------------------------- judge
-@dataclass(frozen=True)
-class _Completion:
-    text: str
-    error: str | None
-    retries: int
-
-
 class GenerativeJudge:
-    """Scores requests by asking a chat model through an OpenAI-compatible API, ``concurrency`` at a time."""
+    """Scores requests by asking a chat model through the shared :class:`~themis_rm.llm_client.ChatClient`.
+
+    The client owns the transport (key, timeout, retries with backoff on 429/5xx/no answer, ``concurrency`` in
+    flight); the judge owns the prompt and the parse. A request that got no answer scores NaN and is counted as a
+    request failure; its raw text is ``""``.
+
+    Raises:
+        MissingExtraError: ``openai`` is not installed (``themis-rm[judge]``).
+    """
 
     def __init__(self, config: JudgeConfig) -> None:
-        try:
-            import openai
-        except ImportError as exc:
-            raise MissingExtraError("openai", "judge") from exc
-        self._openai = openai
+        self._chat = ChatClient(config.endpoint(), extra="judge")
         self.config = config
 
     def build_messages(self, request: ScoreRequest, criteria_text: str | None = None) -> list[dict[str, str]]:
@@ -282,52 +285,18 @@ class GenerativeJudge:
     ) -> JudgeOutput:
         """Async :meth:`score_requests`; ``progress(1)`` is called as each request finishes."""
         config = self.config
-        api_key = os.environ.get(config.api_key_env) or "EMPTY"
-        semaphore = asyncio.Semaphore(config.concurrency)
-        client = self._openai.AsyncOpenAI(
-            base_url=config.base_url, api_key=api_key, timeout=config.timeout_s, max_retries=0
-        )
-        async with client:
-            done = await asyncio.gather(
-                *(self._complete(client, semaphore, self.build_messages(r, criteria_text), progress) for r in requests)
-            )
+        sampling = config.sampling()
+        calls = [ChatCall(tuple(self.build_messages(r, criteria_text)), sampling) for r in requests]
+        done = await self._chat.acomplete_all(calls, progress)
         out = parse_outputs(
-            [c.text for c in done],
-            [c.error for c in done],
+            [result.text or "" for result in done],
+            [result.error_text for result in done],
             config.parser,
             config.score_range,
-            retries=sum(c.retries for c in done),
+            retries=sum(result.retries for result in done),
         )
         logger.info("judged %d responses with %s: %s", len(requests), config.model, out.counters)
         return out
-
-    async def _complete(self, client, semaphore: asyncio.Semaphore, messages, progress) -> _Completion:
-        """One chat completion with retries and exponential backoff; a final failure is recorded, not raised."""
-        config, openai = self.config, self._openai
-        extra = {"seed": config.seed} if config.seed is not None else {}
-        async with semaphore:
-            for attempt in range(config.retries + 1):
-                try:
-                    response = await client.chat.completions.create(
-                        model=config.model,
-                        messages=messages,
-                        temperature=config.temperature,
-                        max_tokens=config.max_tokens,
-                        **extra,
-                    )
-                    completion = _Completion(response.choices[0].message.content or "", None, attempt)
-                    break
-                except (openai.APIConnectionError, openai.APIStatusError) as exc:
-                    status = getattr(exc, "status_code", None)
-                    retryable = status is None or status == 429 or status >= 500
-                    if not retryable or attempt == config.retries:
-                        logger.debug("judge request failed after %d attempt(s): %s", attempt + 1, exc)
-                        completion = _Completion("", f"{type(exc).__name__}: {exc}", attempt)
-                        break
-                await asyncio.sleep(config.backoff_s * 2**attempt)
-        if progress is not None:
-            progress(1)
-        return completion
 
 
 def _prompt_text(prompt: Prompt) -> str:

@@ -26,12 +26,15 @@ import numpy as np
 
 from themis_rm.criteria import PromptPack
 from themis_rm.pairs import PreferencePair, ScoreRequest
+from themis_rm.provenance import package_versions
 from themis_rm.scoring.judge import DEFAULT_CRITERION, GenerativeJudge, JudgeConfig, JudgeOutput
-from themis_rm.scoring.scorer import ASPECT, PairScores, package_versions, require_aspects
+from themis_rm.scoring.scorer import ASPECT, PairScores, require_aspects
 
 logger = logging.getLogger(__name__)
 
 CLEAN = "clean"
+# The judge settings that change a score; hashed into a bench checkpoint's fingerprint.
+_FINGERPRINT_KEYS = ("parser", "temperature", "seed", "max_tokens", "score_range", "template_sha256")
 
 
 class JudgePairScorer:
@@ -77,6 +80,12 @@ class JudgePairScorer:
         n = len(pairs)
         zeros = np.zeros(n, dtype=np.int64)
         return PairScores(out.rewards[:n], out.rewards[n:], zeros, zeros.copy(), np.zeros(n, dtype=bool))
+
+    def score_variant(
+        self, pairs: Sequence[PreferencePair], criteria: str | Sequence[str] | None, variant: str
+    ) -> PairScores:
+        """:meth:`score_pairs` with the raw answers tagged ``variant`` (they share ids with the clean pairs)."""
+        return self.score_pairs(pairs, criteria, variant=variant)
 
     def keep_raw(self, checkpointed_ids: set[str]) -> int:
         """Cut ``judge_raw.jsonl`` back to the checkpoint before a resumed run appends to it.
@@ -138,6 +147,11 @@ class JudgePairScorer:
             "prompt_pack": {"name": self.prompts.name, "sha256": self.prompts.sha256} if self.prompts else None,
             **package_versions(),
         }
+
+    def resolved_settings(self) -> dict:
+        """The sampling and parsing a score depends on (not the URL or concurrency), for a checkpoint's fingerprint."""
+        judge = self.settings()["judge"]
+        return {"judge": {key: judge[key] for key in _FINGERPRINT_KEYS}}
 
     def work_counters(self) -> dict:
         return dict(self.counters)

@@ -11,82 +11,23 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
-from typing import Protocol
 
 import numpy as np
-import torch
-from transformers import PreTrainedModel
 
 from themis_rm.criteria import PromptPack, Selection
 from themis_rm.errors import PromptTooLongError, ThemisInputError
 from themis_rm.packs import load_prompt_pack
 from themis_rm.pairs import PreferencePair, Prompt, ResponseRow, ScoreRequest
+from themis_rm.provenance import package_versions
 from themis_rm.render import ChatRenderer, RenderedSequence
 from themis_rm.scoring.adapters import load_adapter
-from themis_rm.scoring.engine import ScoringEngine
+from themis_rm.scoring.config import ASPECT, ModelFields
+from themis_rm.scoring.engine_choice import build_engines, choose_path
 from themis_rm.scoring.models import LoadedModel
-from themis_rm.scoring.packed import PackedScoringEngine, supports_packing
-from themis_rm.scoring.prefix import PrefixScoringEngine
 
 logger = logging.getLogger(__name__)
 
-ASPECT = "aspect"
-# Use shared-prefix reuse when it computes at most this share of the tokens (it costs an extra forward per level).
-PREFIX_REUSE_THRESHOLD = 0.75
-ENGINES = (
-    "auto",
-    "prefix",
-    "packed",
-    "padded",
-)  # criteria mode: each pair under its own aspect's prompt (the paper's setting)
 _UNBOUNDED = 10**8
-VERSIONED_PACKAGES = (
-    "themis-rm",
-    "transformers",
-    "torch",
-    "tokenizers",
-    "accelerate",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "datasets",
-)
-
-
-@dataclass(kw_only=True)
-class ModelConfig:
-    """The model fields every job config shares (``ScoreConfig``, ``BenchConfig``, ``RerankConfig``)."""
-
-    model: str  # hub id or local directory
-    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32
-    device: str = "auto"
-    max_length: int = 4096  # token budget per sequence; responses are cut first
-    batch_tokens: int | None = None  # padded tokens per forward pass (default 16k CPU, 64k GPU)
-    prompt_overflow: str = "truncate"  # "truncate" the prompt's end when it leaves no room, or "error"
-    adapter: str = "seqcls"  # "seqcls", "head", "lm-logprob" (scoring/adapters.py) or "judge" (bench only)
-    adapter_spec: str | None = None  # JSON file describing a custom head or logprob tokens
-    judge_url: str | None = None  # adapter "judge": OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1
-    judge_parser: str = "boxed"  # adapter "judge": boxed, json or last_number
-    judge_template: str | None = (
-        None  # adapter "judge": file with a str.format template ({prompt} {response} {criterion})
-    )
-    judge_concurrency: int = 8  # adapter "judge": requests in flight
-    engine: str = "auto"  # "auto" (fastest exact path per call), "prefix", "packed" or "padded"
-
-
-class ModelFields(Protocol):
-    """The model fields every job's config carries (``ModelConfig`` and ``ServeSettings`` both do)."""
-
-    model: str
-    dtype: str
-    device: str
-    max_length: int
-    batch_tokens: int | None
-    prompt_overflow: str
-    adapter: str
-    adapter_spec: str | None
-    engine: str
 
 
 @dataclass(frozen=True)
@@ -161,23 +102,9 @@ class Scorer:
         self._prompts = prompts
         self.max_length = capped_max_length(max_length, loaded.tokenizer, loaded.model.config)
         self.renderer = ChatRenderer(loaded.tokenizer, loaded.render_budget(self.max_length), prompt_overflow)
-        default_budget = 65536 if loaded.device.type == "cuda" else 16384
-        self.engine = ScoringEngine(loaded.model, loaded.tokenizer.pad_token_id, batch_tokens or default_budget)
         self.engine_mode = engine
-        self.prefix_engine = None
-        if engine not in ENGINES:
-            raise ThemisInputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if engine in ("auto", "prefix") and _supports_prefix_reuse(loaded.model):
-            self.prefix_engine = PrefixScoringEngine(
-                loaded.model, loaded.tokenizer.pad_token_id, self.engine.batch_tokens, stats=self.engine.stats
-            )
-        elif engine == "prefix":
-            raise ThemisInputError(f"--engine prefix: {type(loaded.model).__name__} cannot continue from a KV cache")
-        self.packed_engine = None
-        if supports_packing(loaded.model) and (engine == "packed" or _has_varlen_attention(loaded)):
-            self.packed_engine = PackedScoringEngine(loaded.model, self.engine.batch_tokens, stats=self.engine.stats)
-        elif engine == "packed":
-            raise ThemisInputError(f"--engine packed: {type(loaded.model).__name__} has no per-position score head")
+        self.engines = build_engines(loaded, engine, batch_tokens)
+        self.engine, self.prefix_engine, self.packed_engine = self.engines  # padded, prefix, packed
         self.path_counts = {"padded": 0, "prefix": 0, "packed": 0}
 
     @classmethod
@@ -294,6 +221,25 @@ class Scorer:
             return self.packed_engine.score([r.input_ids for r in rendered], progress)
         return self.engine.score([r.input_ids for r in rendered], progress)
 
+    def render_formatted(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[RenderedSequence]:
+        """Tokenise strings already rendered with a chat template as sent, keeping each one's END when too long.
+
+        The reward is read at the last token, so the start is cut, to the renderer's budget: ``max_length`` less
+        the tokens the adapter appends itself (an lm-logprob question), exactly as for rendered conversations.
+        Whole pad tokens at either end are stripped (OpenRLHF sends padded decodes) unless pad is EOS; an empty
+        text gives empty ``input_ids``, for the caller to reject by its own name.
+        """
+        if not texts:
+            return []
+        tokenizer, budget = self.renderer.tokenizer, self.renderer.max_length
+        pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
+        encoded = tokenizer([_strip_token(t, pad) for t in texts], add_special_tokens=add_special_tokens)["input_ids"]
+        sequences = []
+        for ids in encoded:
+            overflow = max(0, len(ids) - budget)
+            sequences.append(RenderedSequence(list(ids[overflow:]), 0, 0, truncated_tokens=overflow))
+        return sequences
+
     def score_pairs(
         self,
         pairs: Sequence[PreferencePair],
@@ -330,22 +276,24 @@ class Scorer:
         return [cache[p.aspect] for p in pairs]
 
     def choose_path(self, rendered: Sequence[RenderedSequence]) -> str:
-        """The fastest exact path for these sequences.
-
-        ``prefix`` when reuse computes at most ``PREFIX_REUSE_THRESHOLD`` of the tokens; else ``packed`` when
-        varlen attention makes packing free (CUDA + flash-attn); else length-sorted ``padded`` batches.
-        """
-        if self.engine_mode in ("prefix", "packed", "padded"):
-            return self.engine_mode
-        if self.prefix_engine is not None and self.prefix_engine.reuse_ratio(rendered) <= PREFIX_REUSE_THRESHOLD:
-            return "prefix"
-        return "packed" if self.packed_engine is not None else "padded"
+        """The fastest exact path for these sequences (:func:`~themis_rm.scoring.engine_choice.choose_path`)."""
+        return choose_path(self.engine_mode, self.engines, rendered)
 
     def work_counters(self) -> dict:
         """The engine's counters (sequences, batches, real and padded tokens, seconds) for ``run.json``."""
         return {**dataclasses.asdict(self.engine.stats), "engine_paths": dict(self.path_counts)}
 
+    def score_variant(
+        self, pairs: Sequence[PreferencePair], criteria: str | Sequence[str] | None, variant: str
+    ) -> PairScores:
+        """:meth:`score_pairs` for a perturbed copy of the pairs; a model's scores do not depend on ``variant``."""
+        return self.score_pairs(pairs, criteria)
+
     # ------------------------------------------------------------------------------------------------ settings
+    def resolved_settings(self) -> dict:
+        """The dtype and device type the model loaded in (``auto`` resolved), for a bench checkpoint's fingerprint."""
+        return {"dtype": str(self.loaded.dtype).removeprefix("torch."), "device": self.loaded.device.type}
+
     def settings(self, criteria: str | Sequence[str] | None = None) -> dict:
         """What produced these scores: recorded beside every output.
 
@@ -393,17 +341,6 @@ def require_aspects(rows: Sequence[PreferencePair | ResponseRow]) -> None:
             )
 
 
-def _has_varlen_attention(loaded: LoadedModel) -> bool:
-    """Packing pays only where attention runs varlen (flash-attn on CUDA), not with SDPA's dense masks."""
-    return loaded.device.type == "cuda" and loaded.attn_implementation.startswith("flash_attention")
-
-
-def _supports_prefix_reuse(model: torch.nn.Module) -> bool:
-    """Decoder seq-cls models of transformers continue from a KV cache; custom adapter wrappers do not."""
-    base = getattr(model, "base_model", None)
-    return isinstance(model, PreTrainedModel) and base is not None and base is not model
-
-
 def capped_max_length(requested: int, tokenizer, model_config) -> int:
     """``requested``, capped by the tokenizer's and the model's own position limits (logged when it is)."""
     limits = [
@@ -417,22 +354,12 @@ def capped_max_length(requested: int, tokenizer, model_config) -> int:
     return effective
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the installed packages that shape scores and outputs, keyed ``themis_rm``, ``torch``, ...
-
-    numpy/torch/transformers/tokenizers/accelerate decide the numbers, pandas and pyarrow the parquet layout,
-    datasets the hub reads. A package that is not installed is left out rather than recorded as None.
-    """
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        version = _version(package)
-        if version is not None:
-            versions[package.replace("-", "_")] = version
-    return versions
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+def _strip_token(text: str, token: str | None) -> str:
+    """``text`` without whole copies of ``token`` (padding) at either end."""
+    if not token:
+        return text
+    while text.startswith(token):
+        text = text[len(token) :]
+    while text.endswith(token):
+        text = text[: -len(token)]
+    return text

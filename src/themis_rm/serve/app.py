@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+from themis_rm.config import validate_config
 from themis_rm.errors import MissingExtraError
 from themis_rm.serve.errors import install_error_handlers
 from themis_rm.serve.guards import BearerAuth, BodyLimit
@@ -40,8 +41,10 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     """Build the app around ``service`` (default: load the model named by ``settings`` now, before serving).
 
     The service's threads and batcher start with the app (lifespan startup) and drain on shutdown, after uvicorn
-    has stopped accepting connections and its in-flight requests have been answered.
+    has stopped accepting connections and its in-flight requests have been answered. ``settings`` built in Python
+    are validated here, as :func:`.settings.load_settings` validates those from flags, YAML and the environment.
     """
+    validate_config(settings)
     service = service or RewardService.from_settings(settings)
 
     @asynccontextmanager

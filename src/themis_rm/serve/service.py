@@ -96,7 +96,7 @@ class RewardService:
     def from_settings(cls, settings: ServeSettings, **kwargs) -> RewardService:
         """Load the model (and the prompt pack when criteria are asked for) named by ``settings``."""
         needs_pack = settings.criteria.strip().lower() != "none" or settings.criteria_file is not None
-        prompts = resolve_pack(settings.prompts, settings.criteria_file) if needs_pack else settings.prompts
+        prompts = resolve_pack(settings.prompt_pack, settings.criteria_file) if needs_pack else settings.prompt_pack
         return cls(Scorer.from_job_config(settings, prompts), settings, **kwargs)
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -179,17 +179,11 @@ class RewardService:
 
     # ---------------------------------------------------------------------------- rendering (event loop)
     def _render_raw(self, texts: Sequence[str], add_special_tokens: bool, param: str) -> list[RenderedSequence]:
-        """Tokenise already-formatted strings; keep the end when too long (the reward is read at the last token)."""
-        tokenizer = self.scorer.loaded.tokenizer
-        pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
-        texts = [_strip_token(text, pad) for text in texts]
-        encoded = tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
-        sequences = []
-        for i, ids in enumerate(encoded):
-            if not ids:
+        """Already-formatted strings as the scorer tokenises them (their end kept within its budget)."""
+        sequences = self.scorer.render_formatted(texts, add_special_tokens)
+        for i, sequence in enumerate(sequences):
+            if not sequence.input_ids:
                 raise RequestFieldError(f"{param}[{i}]", "is empty (nothing to score)")
-            overflow = max(0, len(ids) - self.scorer.max_length)
-            sequences.append(RenderedSequence(list(ids[overflow:]), 0, 0, truncated_tokens=overflow))
         return sequences
 
     def _render_queries(self, queries: Sequence[str], prompts: Sequence[str] | None) -> list[RenderedSequence]:
@@ -245,14 +239,3 @@ def _token_count(sequence: RenderedSequence) -> int:
     bounded: the engines re-batch whatever they are given to their own ``--batch-tokens`` budget.
     """
     return len(sequence.input_ids) - sequence.system_len
-
-
-def _strip_token(text: str, token: str | None) -> str:
-    """``text`` without whole copies of ``token`` (padding) at either end; OpenRLHF sends padded decodes."""
-    if not token:
-        return text
-    while text.startswith(token):
-        text = text[len(token) :]
-    while text.endswith(token):
-        text = text[: -len(token)]
-    return text

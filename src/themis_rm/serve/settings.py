@@ -1,106 +1,174 @@
-"""``ServeSettings``: every knob of ``themis serve``, from CLI flags or ``THEMIS_SERVE_*`` environment variables.
+"""``ServeSettings``: every knob of ``themis serve``, from flags, ``--config serve.yaml`` or ``THEMIS_SERVE_*``.
 
-Validation happens here, once: every problem is collected and raised together as a :class:`ThemisInputError`
-naming the flags, so a bad combination fails before the model is loaded.
+Declared with :func:`themis_rm.config.setting` like every other job's config, so the flags, the YAML keys and the
+environment variables are the field names, and validation happens once, before the model is loaded: every
+problem is collected and raised together as a :class:`ThemisInputError` naming the flags. Light on purpose (no
+pydantic): ``themis --help`` builds the options from these fields without the ``serve`` extra.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from themis_rm.errors import MissingExtraError, ThemisInputError
-from themis_rm.serve.fields import HELP
-
-try:
-    from pydantic import Field, SecretStr, ValidationError, model_validator
-    from pydantic_settings import BaseSettings, SettingsConfigDict
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtraError("pydantic-settings", "serve") from exc
+from themis_rm.config import load_config, setting
+from themis_rm.render import PROMPT_OVERFLOW_POLICIES
+from themis_rm.scoring.config import CRITERIA_FILE_HELP, PROMPT_PACK_HELP
 
 logger = logging.getLogger(__name__)
 
+ENV_PREFIX = "THEMIS_SERVE_"
 QWEN_ASSISTANT_MARKER = "<|im_start|>assistant\n"
 DEFAULT_END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+_OLD_PROMPTS_ENV = ENV_PREFIX + "PROMPTS"  # before 0.2: the pack was the field ``prompts``
 
 
-def _field(default: Any, name: str, **constraints: Any) -> Any:
-    return Field(default, description=HELP[name], **constraints)
+class Secret:
+    """A string that never shows itself: ``repr`` and ``str`` are masked, :meth:`get_secret_value` reveals it.
+
+    The same reading API as pydantic's ``SecretStr``, which the settings used before, so callers stay unchanged.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.get_secret_value() if isinstance(value, Secret) else str(value)
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
-class ServeSettings(BaseSettings):
-    """Settings of one ``themis serve`` process (the fields' descriptions live in :mod:`.fields`)."""
-
-    model_config = SettingsConfigDict(env_prefix="THEMIS_SERVE_", extra="forbid", frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """Serve settings: one ``themis serve`` process (each field is a flag, a --config key and an env variable)."""
 
     # ---------------------------------------------------------------------------------------- model
-    model: str = Field(description=HELP["model"])
-    criteria: str = _field("none", "criteria")
-    prompts: str | None = _field(None, "prompts")
-    criteria_file: Path | None = _field(None, "criteria_file")
-    dtype: str = _field("auto", "dtype")
-    device: str = _field("auto", "device")
-    max_length: int = _field(4096, "max_length", gt=0)
-    batch_tokens: int | None = _field(None, "batch_tokens", gt=0)
-    engine: str = _field("auto", "engine")
-    adapter: str = _field("seqcls", "adapter")
-    adapter_spec: str | None = _field(None, "adapter_spec")
-    prompt_overflow: str = _field("truncate", "prompt_overflow")
+    model: str | None = setting(None, "Reward model: hub id or local directory.", required=True)
+    criteria: str = setting(
+        "none",
+        "Criteria of /get_reward (with --rerender) and the default of /v1/score: a name or alias (runtime, "
+        "security, ...), a comma list, 'full' or 'none'.",
+    )
+    prompt_pack: str | None = setting(None, PROMPT_PACK_HELP, deprecated=("--prompts",))
+    criteria_file: Path | None = setting(None, CRITERIA_FILE_HELP)
+    dtype: str = setting("auto", "auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    max_length: int = setting(
+        4096,
+        "Token budget per sequence: structured items lose the end of their response, raw strings their beginning "
+        "(the end, where the reward is read, is kept).",
+        gt=0,
+    )
+    batch_tokens: int | None = setting(None, "Padded tokens per forward pass (default 16k on CPU, 64k on GPU).", gt=0)
+    engine: str = setting("auto", "auto (shared-prefix reuse when it pays), prefix or padded.")
+    adapter: str = setting("seqcls", "How the model yields a reward: seqcls, head or lm-logprob.")
+    adapter_spec: str | None = setting(None, "JSON spec for --adapter head or lm-logprob.")
+    prompt_overflow: str = setting(
+        "truncate",
+        "When a prompt leaves no room for the response: 'truncate' or 'error'.",
+        choices=PROMPT_OVERFLOW_POLICIES,
+    )
     # ---------------------------------------------------------------------------------------- HTTP
-    host: str = _field("127.0.0.1", "host")
-    port: int = _field(8000, "port", ge=0, le=65535)
-    api_key: SecretStr | None = _field(None, "api_key")
-    served_model_name: str | None = _field(None, "served_model_name")
-    log_level: str = _field("warning", "log_level")
+    host: str = setting(
+        "127.0.0.1", "Interface to bind. Loopback by default; put a proxy with TLS in front before exposing it."
+    )
+    port: int = setting(8000, "TCP port.", ge=0, lt=65536)
+    api_key: Secret | None = setting(
+        None,
+        "Bearer token every request except GET /health must carry (env THEMIS_SERVE_API_KEY keeps it out of the "
+        "process list).",
+        secret=True,
+    )
+    served_model_name: str | None = setting(None, "Model name echoed by /classify and /v1/score (default: --model).")
+    log_level: str = setting("warning", "uvicorn log level: critical, error, warning, info, debug.", choices=LOG_LEVELS)
     # ---------------------------------------------------------------------------------- /get_reward
-    rerender: bool = _field(False, "rerender")
-    assistant_marker: str = _field(QWEN_ASSISTANT_MARKER, "assistant_marker", min_length=1)
-    end_markers: tuple[str, ...] = _field(DEFAULT_END_MARKERS, "end_markers")
+    rerender: bool | None = setting(
+        None,
+        "/get_reward: split each chat-formatted query into prompt and response and render them again with the "
+        "reward model's own template and criterion prompt, instead of scoring the string as sent. Default: on "
+        "when --criteria is not 'none' (the only way /get_reward can apply criteria), else off.",
+    )
+    assistant_marker: str = setting(
+        QWEN_ASSISTANT_MARKER,
+        "/get_reward --rerender: the policy template's assistant header; the response starts after its last "
+        "occurrence (when no 'prompts' are sent). Must contain the word 'assistant'.",
+    )
+    end_markers: tuple[str, ...] = setting(
+        DEFAULT_END_MARKERS,
+        "/get_reward --rerender: end-of-turn and padding strings stripped from the end of each turn (repeatable).",
+        flags=("--end-marker",),
+    )
     # ------------------------------------------------------------------------------ batching, limits
-    max_batch_items: int = _field(256, "max_batch_items", gt=0)
-    max_batch_tokens: int | None = _field(None, "max_batch_tokens", gt=0)
-    max_wait_ms: float = _field(0.0, "max_wait_ms", ge=0)
-    max_queue_items: int = _field(4096, "max_queue_items", gt=0)
-    max_items_per_request: int = _field(1024, "max_items_per_request", gt=0)
-    max_body_bytes: int = _field(16 * 2**20, "max_body_bytes", gt=0)
-    request_timeout_s: float = _field(120.0, "request_timeout_s", gt=0)
-    retry_after_s: int = _field(1, "retry_after_s", ge=0)
-    shutdown_timeout_s: float = _field(30.0, "shutdown_timeout_s", gt=0)
+    max_batch_items: int = setting(256, "Most sequences one cross-request batch gathers.", gt=0)
+    max_batch_tokens: int | None = setting(
+        None, "Most real tokens one cross-request batch gathers (default: --batch-tokens).", gt=0
+    )
+    max_wait_ms: float = setting(
+        0.0,
+        "How long the oldest waiting request may hold an idle model for others to join its batch. 0: never; "
+        "requests that arrive while the model works form the next batch (continuous batching).",
+        ge=0,
+    )
+    max_queue_items: int = setting(
+        4096, "Most sequences waiting for the model; beyond it requests get 429 with Retry-After.", gt=0
+    )
+    max_items_per_request: int = setting(
+        1024, "Most sequences one request may carry (items x criteria); beyond it: 413.", gt=0
+    )
+    max_body_bytes: int = setting(16 * 2**20, "Largest request body accepted; beyond it: 413.", gt=0)
+    request_timeout_s: float = setting(
+        120.0, "Seconds a request may take from arrival to answer; beyond it: 503 with Retry-After.", gt=0
+    )
+    retry_after_s: int = setting(1, "Seconds sent in Retry-After with 429 and 503 answers.", ge=0)
+    shutdown_timeout_s: float = setting(
+        30.0, "Seconds a graceful shutdown waits for in-flight requests and batches to finish.", gt=0
+    )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_rerender(cls, data: Any) -> Any:
-        """``--rerender`` unset: on exactly when criteria are asked for (the only way /get_reward can apply them)."""
-        if isinstance(data, dict) and data.get("rerender") is None:
-            criteria = str(data.get("criteria") or "none").strip().lower()
-            data = {**data, "rerender": criteria != "none"}
-        return data
+    def __post_init__(self) -> None:
+        """Resolve what depends on other fields, and warn about an open bind (values are checked by ``problems``)."""
+        if self.rerender is None:  # on exactly when criteria are asked for: the only way /get_reward applies them
+            object.__setattr__(self, "rerender", _asks_criteria(self.criteria))
+        if self.api_key is not None and not isinstance(self.api_key, Secret):
+            object.__setattr__(self, "api_key", Secret(self.api_key))
+        if self.prompt_pack is None and os.environ.get(_OLD_PROMPTS_ENV):
+            logger.warning("$%s is deprecated; use $%sPROMPT_PACK", _OLD_PROMPTS_ENV, ENV_PREFIX)
+            object.__setattr__(self, "prompt_pack", os.environ[_OLD_PROMPTS_ENV])
+        if not _is_loopback(self.host) and self.api_key is None:
+            logger.warning("serving on %s without --api-key: anyone who can reach it can use the model", self.host)
 
-    @model_validator(mode="after")
-    def _check(self) -> ServeSettings:
-        problems = []
-        if self.criteria.strip().lower() != "none" and not self.rerender:
-            problems.append(
+    def problems(self) -> Iterator[str]:
+        """The checks that span fields (each field's own choices and bounds are declared with it)."""
+        if _asks_criteria(self.criteria) and not self.rerender:
+            yield (
                 f"--criteria {self.criteria} with --no-rerender: /get_reward receives strings the policy already "
                 "formatted, so a criterion prompt can only be added by re-rendering them; drop --no-rerender (or "
                 "pass criteria per request to /v1/score and keep --criteria none)"
             )
         if "assistant" not in self.assistant_marker:
-            problems.append(f"--assistant-marker must contain 'assistant', got {self.assistant_marker!r}")
+            yield f"--assistant-marker must contain 'assistant', got {self.assistant_marker!r}"
         if self.max_items_per_request > self.max_queue_items:
-            problems.append(
+            yield (
                 f"--max-items-per-request ({self.max_items_per_request}) must not exceed --max-queue-items "
                 f"({self.max_queue_items}), or a full-size request could never be queued"
             )
-        if self.log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
-            problems.append(f"--log-level must be critical, error, warning, info or debug, got {self.log_level!r}")
-        if problems:
-            raise ThemisInputError("; ".join(problems))
-        if not _is_loopback(self.host) and self.api_key is None:
-            logger.warning("serving on %s without --api-key: anyone who can reach it can use the model", self.host)
-        return self
 
     @property
     def model_name(self) -> str:
@@ -108,26 +176,17 @@ class ServeSettings(BaseSettings):
         return self.served_model_name or self.model
 
 
-def load_settings(**overrides: Any) -> ServeSettings:
-    """Build settings from ``THEMIS_SERVE_*`` variables plus explicit values (CLI flags win).
+def load_settings(path: str | Path | None = None, **overrides: Any) -> ServeSettings:
+    """Build and validate settings: defaults < YAML at ``path`` < ``THEMIS_SERVE_*`` variables < ``overrides``.
 
     Raises:
-        ThemisInputError: naming the flag and value of every field pydantic rejects.
+        ThemisInputError: naming the flag and value of every problem at once.
     """
-    try:
-        return ServeSettings(**overrides)
-    except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
-        raise ThemisInputError("; ".join(problems)) from None
+    return load_config(ServeSettings, path, overrides, env_prefix=ENV_PREFIX)
 
 
-def _describe(error: dict) -> str:
-    if not error["loc"]:
-        return error["msg"]
-    flag = "--" + str(error["loc"][0]).replace("_", "-")
-    if error["type"] == "missing":
-        return f"{flag} is required (or set THEMIS_SERVE_{str(error['loc'][0]).upper()})"
-    return f"{flag}: {error['msg']}, got {error.get('input')!r}"
+def _asks_criteria(criteria: str | None) -> bool:
+    return str(criteria or "none").strip().lower() != "none"
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,29 +4,22 @@
     config = TrainConfig(model="Qwen/Qwen3-0.6B-Base", data="pairs.jsonl", output=Path("runs/rm"))
     run_training(config)
 
-Names are imported on first use, so ``themis --help`` (which mounts ``themis_rm.train.cli``) stays fast.
+Names are imported on first use, so ``themis --help`` (which builds the train options from ``TrainConfig``)
+stays fast.
 """
 
-from __future__ import annotations
+from themis_rm.lazy import lazy_exports
 
-from importlib import import_module
-from typing import Any
-
-_EXPORTS = {
-    "TrainConfig": "themis_rm.train.config",
-    "load_recipe": "themis_rm.train.config",
-    "run_training": "themis_rm.train.loop",
-    "TrainSummary": "themis_rm.train.session",
-    "RewardModel": "themis_rm.train.model",
-    "load_backbone": "themis_rm.train.model",
-    "decoder_layer_classes": "themis_rm.train.model",
-    "export_state_dict": "themis_rm.train.export",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'themis_rm.train' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "TrainConfig": "themis_rm.train.config",
+        "load_recipe": "themis_rm.train.config",
+        "run_training": "themis_rm.train.loop",
+        "TrainSummary": "themis_rm.train.session",
+        "RewardModel": "themis_rm.train.model",
+        "load_backbone": "themis_rm.train.model",
+        "decoder_layer_classes": "themis_rm.train.model",
+        "export_state_dict": "themis_rm.train.export",
+    },
+)

@@ -145,7 +145,7 @@ def build_data(config: TrainConfig, tokenizer, packed: bool, max_length: int) ->
 
     @cache
     def pack() -> PromptPack:
-        return resolve_pack(config.prompts, config.criteria_file)
+        return resolve_pack(config.prompt_pack, config.criteria_file)
 
     loaded = load_training_pairs(config.data, pack=pack, split=config.split, skip_invalid=config.skip_invalid)
     if not loaded.rows:

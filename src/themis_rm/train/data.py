@@ -120,7 +120,7 @@ class SystemPrompts:
         if pair.system is not None:
             return pair.system or None  # NO_SYSTEM renders no system turn (an empty one would add template tokens)
         if self.sampler is None:
-            raise ThemisInputError(f"pair {pair.id!r} has no 'system' and no prompt pack was loaded (--prompts)")
+            raise ThemisInputError(f"pair {pair.id!r} has no 'system' and no prompt pack was loaded (--prompt-pack)")
         return self.sampler.sample(pair.aspect, index, epoch)
 
     def training_lengths(self, pairs: Sequence[TrainingPair], epoch: int) -> list[int]:

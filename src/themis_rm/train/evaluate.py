@@ -2,17 +2,19 @@
 
 Pairs are length-sorted and dealt to processes batch by batch; every process runs the same number of forwards
 (the short ones repeat their last batch and discard it) so FSDP's collectives line up, then results are gathered.
+The accuracy is the benchmark's own (:func:`themis_rm.bench.metrics.pair_credit`), so a training eval and a
+``themis bench`` run over the same pairs agree on what counts as right.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from themis_rm.bench.metrics import nan_count, pair_credit, scores_frame, tie_count
 from themis_rm.train.batching import PairCollator
 from themis_rm.train.data import TrainingPair
 
@@ -29,23 +31,27 @@ class EvalResult:
         """Accuracy (strict ``>``; ties and unscored pairs count as wrong), mean margin, counts, accuracy by aspect.
 
         A pair is unscored (NaN) when its system prompt and template alone exceed ``max_length``; it stays in the
-        denominator and is counted in ``<prefix>/dropped``.
+        denominator and is counted in ``<prefix>/dropped``. Values are not rounded (``results.json`` rounds).
         """
-        correct = self.chosen > self.rejected
-        margin = self.chosen - self.rejected
-        scored = ~np.isnan(margin)
+        n = len(self.aspects)
+        frame = scores_frame(
+            ids=[str(i) for i in range(n)],
+            chosen=self.chosen,
+            rejected=self.rejected,
+            language=[None] * n,
+            aspect=[aspect or "none" for aspect in self.aspects],
+            subset=[None] * n,
+        )
+        credit = pair_credit(frame, ties="wrong")
         metrics = {
-            f"{prefix}/accuracy": float(correct.mean()) if len(correct) else float("nan"),
-            f"{prefix}/margin": float(margin[scored].mean()) if scored.any() else float("nan"),
-            f"{prefix}/ties": float(np.count_nonzero(self.chosen == self.rejected)),
-            f"{prefix}/dropped": float(np.count_nonzero(~scored)),
-            f"{prefix}/pairs": float(len(correct)),
+            f"{prefix}/accuracy": float(credit.mean()) if n else float("nan"),
+            f"{prefix}/margin": float(frame["score_diff"].mean()),  # NaN pairs skipped; all NaN gives NaN
+            f"{prefix}/ties": float(tie_count(frame)),
+            f"{prefix}/dropped": float(nan_count(frame)),
+            f"{prefix}/pairs": float(n),
         }
-        by_aspect: dict[str, list[bool]] = defaultdict(list)
-        for aspect, ok in zip(self.aspects, correct, strict=True):
-            by_aspect[aspect or "none"].append(bool(ok))
-        for aspect, oks in sorted(by_aspect.items()):
-            metrics[f"{prefix}/accuracy/{aspect}"] = float(np.mean(oks))
+        for aspect, accuracy in credit.groupby(frame["aspect"], sort=True).mean().items():
+            metrics[f"{prefix}/accuracy/{aspect}"] = float(accuracy)
         return metrics
 
 

@@ -11,12 +11,12 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.provenance import package_version
 from themis_rm.train.checkpoint import TrainState, find_resume_point, save_checkpoint
 from themis_rm.train.components import (
     RunData,
@@ -190,7 +190,7 @@ def _run_info(config: TrainConfig, accelerator, total_steps: int, packed: bool, 
         "lm_loss": unwrapped.lm_loss_kind if unwrapped.lm_head is not None else "none",
         "attn_implementation": unwrapped.config._attn_implementation,
         "activation_checkpointing": any(getattr(m, "gradient_checkpointing", False) for m in unwrapped.modules()),
-        "versions": {p: _version(p) for p in ("themis-rm", "torch", "transformers", "accelerate", "peft")},
+        "versions": {p: package_version(p) for p in ("themis-rm", "torch", "transformers", "accelerate", "peft")},
     }
 
 
@@ -220,10 +220,3 @@ def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None

@@ -1,0 +1,72 @@
+"""Build the report: load the runs, bootstrap their intervals, draw the plots, write Markdown and HTML."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from themis_rm.bench.metrics import bootstrap_accuracy_ci
+from themis_rm.bench.report.load import disambiguate_labels, load_references, load_run, run_slugs
+from themis_rm.bench.report.plots import plot_comparison, plot_run
+from themis_rm.bench.report.render import Report, comparison_table, method_note, render_html, render_markdown
+from themis_rm.errors import ThemisInputError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`build_report` wrote the report."""
+
+    markdown: Path
+    html: Path
+    pngs: list[Path]
+
+
+def build_report(
+    run_dirs: Sequence[Path],
+    output: Path,
+    *,
+    reference_dir: Path | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> ReportPaths:
+    """Write ``report.md``, ``report.html`` and the PNG plots for ``run_dirs`` into ``output``.
+
+    Each run gets an aspect × language accuracy heatmap, score-difference histograms per aspect and per-subset
+    accuracy bars; all rows share a comparison table and an overall-accuracy chart with 95% CI error bars.
+    With ``reference_dir``, each subdirectory holding ``results.json`` and ``scores.parquet`` is added as a
+    "(reference)" row, except one that is itself among ``run_dirs``.
+
+    Raises:
+        ThemisInputError: a run directory is missing or lacks ``results.json``/``scores.parquet``; a
+            ``run.json`` is not a JSON object or names an unknown tie policy; ``reference_dir`` holds no run.
+    """
+    runs = [load_run(Path(path), reference=False) for path in run_dirs]
+    if reference_dir is not None:
+        runs += load_references(Path(reference_dir), skip={run.directory for run in runs})
+    if not runs:
+        raise ThemisInputError("build_report: no run directories given and no reference_dir (nothing to report)")
+    disambiguate_labels(runs)
+    for run in runs:  # one seed for every row: a run's CI does not depend on which runs sit beside it
+        run.overall_ci = bootstrap_accuracy_ci(run.credit.to_numpy(), n_bootstrap, seed)
+        for aspect, credit in run.credit.groupby(run.scores["aspect"], sort=True):
+            run.aspect_ci[str(aspect)] = bootstrap_accuracy_ci(credit.to_numpy(), n_bootstrap, seed)
+    logger.info("bootstrapped %d rows (%d resamples, seed %d)", len(runs), n_bootstrap, seed)
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    comparison = plot_comparison(runs, output / "comparison.png")
+    run_plots = [(run, plot_run(run, output, slug, n_bootstrap, seed)) for run, slug in run_slugs(runs)]
+    logger.info("wrote %d plots to %s", 1 + 3 * len(run_plots), output)
+
+    report = Report(runs, comparison_table(runs), comparison, run_plots, method_note(n_bootstrap, seed))
+    markdown = output / "report.md"
+    markdown.write_text(render_markdown(report), encoding="utf-8")
+    html_path = output / "report.html"
+    html_path.write_text(render_html(report), encoding="utf-8")
+    logger.info("wrote %s and %s", markdown, html_path)
+    pngs = [comparison.path] + [plot.path for _, plots in run_plots for plot in plots]
+    return ReportPaths(markdown=markdown, html=html_path, pngs=pngs)

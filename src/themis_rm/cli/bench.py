@@ -1,0 +1,101 @@
+"""``themis bench`` (and ``bench summarize``), ``themis rerank`` and ``themis report``: evaluation commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from themis_rm.bench.config import BenchConfig, RerankConfig
+from themis_rm.cli.base import console, fail, friendly_errors, progress_bar, wide_console
+from themis_rm.cli.options import config_command
+
+bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-compatible outputs.")
+
+
+def _bench(config: BenchConfig) -> None:
+    """Benchmark a reward model on preference pairs: scores.parquet, results.json and run.json."""
+    from themis_rm.bench.run import run_bench
+
+    with progress_bar("benchmark pairs") as (set_total, advance):
+        result = run_bench(config, on_loaded=set_total, progress=advance)
+    overall, run = result.results["overall"], result.run
+    console.print(
+        f"accuracy {overall['accuracy']:.2%} over {overall['total_examples']} pairs "
+        f"(ties {run['n_ties']}, NaN {run['n_nan']}, truncated {run['n_truncated_pairs']} "
+        f"(prompt cut in {run['n_prompt_truncated_pairs']}), "
+        f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
+    )
+    wide_console().print(_accuracy_table(result.results))
+    if run.get("robustness"):
+        wide_console().print(_robustness_table(result.results, run["robustness"]))
+
+
+bench_app.callback(invoke_without_command=True)(config_command(BenchConfig, _bench, on_error=fail, group=True))
+
+
+def _accuracy_table(results: dict) -> Table:
+    table = Table(title="accuracy by aspect")
+    for column in ("aspect", "accuracy", "pairs"):
+        table.add_column(column, justify="left" if column == "aspect" else "right")
+    for name, row in results["by_aspect"].items():
+        table.add_row(name, f"{row['accuracy']:.2%}", str(row["count"]))
+    return table
+
+
+def _robustness_table(results: dict, robustness: dict) -> Table:
+    table = Table(title=f"robustness (clean accuracy {results['overall']['accuracy']:.2%})")
+    for column in ("perturbation", "side", "accuracy", "drop", "unchanged pairs"):
+        table.add_column(column, justify="left" if column in ("perturbation", "side") else "right")
+    for kind, row in robustness.items():
+        table.add_row(kind, row["side"], f"{row['accuracy']:.2%}", f"{row['drop']:+.2%}", str(row["unchanged_pairs"]))
+    return table
+
+
+@bench_app.command("summarize")
+def bench_summarize(
+    scores: Annotated[Path, typer.Argument(help="A scores.parquet in the reference format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write results.json.")],
+    ties: Annotated[str, typer.Option(help="wrong (reference) or half.")] = "wrong",
+) -> None:
+    """Recompute results.json from a scores file (byte-identical with the reference for its own runs)."""
+    from themis_rm.bench.metrics import summarize_scores_file, write_results_json
+
+    with friendly_errors():
+        write_results_json(summarize_scores_file(scores, ties=ties), output)
+    console.print(f"wrote {output}")
+
+
+def _rerank(config: RerankConfig) -> None:
+    """Best-of-n reranking: Hits@K, Spearman with pass rate, reward variance, averaged over questions."""
+    from themis_rm.bench.rerank import run_rerank
+
+    with progress_bar("scoring completions") as (set_total, advance):
+        result = run_rerank(config, on_loaded=set_total, progress=advance)
+    overall = result.results["overall"]
+    hits = ", ".join(f"{key} {value}" for key, value in overall.items() if key.startswith("hits_at_"))
+    console.print(
+        f"{overall['n_questions']} questions: {hits}; spearman mean {overall['spearman_mean']} -> {result.output}"
+    )
+
+
+rerank = config_command(RerankConfig, _rerank, on_error=fail)
+
+
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Benchmark run directories (results.json + scores.parquet).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")] = Path("report"),
+    reference_dir: Annotated[
+        Path | None, typer.Option(help="Directory of reference runs to show beside yours.")
+    ] = None,
+    n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% confidence intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Markdown and self-contained HTML report with plots and bootstrap confidence intervals."""
+    from themis_rm.bench.report import build_report
+
+    with friendly_errors():
+        paths = build_report(run_dirs, output, reference_dir=reference_dir, n_bootstrap=n_bootstrap, seed=seed)
+    console.print(f"report: {paths.html} ({len(paths.pngs)} plots), {paths.markdown}")

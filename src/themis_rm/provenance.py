@@ -1,0 +1,47 @@
+"""What produced an output, for ``run.json`` and settings files: the installed versions of the packages that matter.
+
+One place for every job (score, bench, rerank, judge, train) so their records agree and no job keeps its own copy of
+the version lookup. Standard library only: importing it costs nothing, whichever extra is installed.
+
+    package_versions(("themis-rm", "not-installed"))  # {"themis_rm": "0.1.0"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib import metadata
+
+VERSIONED_PACKAGES = (
+    "themis-rm",
+    "transformers",
+    "torch",
+    "tokenizers",
+    "accelerate",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "datasets",
+)
+"""numpy/torch/transformers/tokenizers/accelerate decide the numbers, pandas and pyarrow the parquet layout,
+datasets the hub reads."""
+
+
+def package_version(package: str) -> str | None:
+    """The installed version of ``package`` (distribution name, e.g. ``themis-rm``), or None when it is absent."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Versions of the installed ``packages``, keyed ``themis_rm``, ``torch``, ... (``-`` becomes ``_``).
+
+    A package that is not installed is left out rather than recorded as None, so the record lists what ran.
+    """
+    versions = {}
+    for package in packages:
+        version = package_version(package)
+        if version is not None:
+            versions[package.replace("-", "_")] = version
+    return versions
