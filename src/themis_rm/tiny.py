@@ -24,25 +24,19 @@ QWEN3_STYLE_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+
+
+def _qwen3_shape(hidden_size: int, num_layers: int, num_attention_heads: int, intermediate_size: int) -> dict:
+    """:func:`tiny_config` keywords for one Qwen3 size; every released dense size has 8 KV heads of dim 128."""
+    heads = dict(num_attention_heads=num_attention_heads, num_key_value_heads=8, head_dim=128)
+    return dict(hidden_size=hidden_size, num_layers=num_layers, **heads, intermediate_size=intermediate_size)
+
+
 # Layer shapes of released Qwen3 models (config.json of Qwen/Qwen3-0.6B and Qwen/Qwen3-8B), for random-initialised
 # benchmark models: compute per token is set by these, not by the vocabulary.
 QWEN3_SHAPES = {
-    "qwen3-0.6b": dict(
-        hidden_size=1024,
-        num_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-        intermediate_size=3072,
-    ),
-    "qwen3-8b": dict(
-        hidden_size=4096,
-        num_layers=36,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        intermediate_size=12288,
-    ),
+    "qwen3-0.6b": _qwen3_shape(hidden_size=1024, num_layers=28, num_attention_heads=16, intermediate_size=3072),
+    "qwen3-8b": _qwen3_shape(hidden_size=4096, num_layers=36, num_attention_heads=32, intermediate_size=12288),
 }
 LLAMA_SPECIAL_TOKENS = (
     "<|begin_of_text|>",

@@ -244,7 +244,8 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, t
     fresh = run_bench(_config(tiny_model_dir, data, tmp_path / "fresh", checkpoint_every=4))
     resumed_scores = read_scores_parquet(output / "scores.parquet")
     fresh_scores = read_scores_parquet(fresh.output / "scores.parquet")
-    pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=0, atol=1e-5)
+    # float32 noise only: a subprocess and this process may split the same GEMMs differently (seen: 3.5e-5 rel.)
+    pd.testing.assert_frame_equal(resumed_scores, fresh_scores, check_exact=False, rtol=1e-4, atol=1e-5)
     resumed_results = json.loads((output / "results.json").read_text())
     _assert_same_results(resumed_results, fresh.results)
 

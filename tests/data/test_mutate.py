@@ -62,37 +62,43 @@ def mutation_run(tmp_path_factory):
     return output, stats
 
 
-def test_kept_mutants_fail_their_tests_and_references_pass(mutation_run):
-    output, stats = mutation_run
-    problems = {p.task_id: p for p in load_problems()[:12]}
-    pairs = [
-        json.loads(line)
-        for split in ("train", "heldout")
-        for line in (output / f"{split}_pairs.jsonl").read_text().splitlines()
+@pytest.fixture(scope="module")
+def problems():
+    """The problems of ``mutation_run`` (the first 12), by task id."""
+    return {p.task_id: p for p in load_problems()[:12]}
+
+
+def _split_rows(output, kind: str, splits: tuple[str, ...] = ("train", "heldout")) -> list[dict]:
+    """The rows of ``<split>_<kind>.jsonl`` for each of ``splits``, in that order."""
+    return [
+        json.loads(line) for split in splits for line in (output / f"{split}_{kind}.jsonl").read_text().splitlines()
     ]
+
+
+def _passes(problems: dict, task_id: str, code: str) -> bool:
+    """Whether ``code`` passes every test of problem ``task_id`` (from the ``problems`` fixture)."""
+    problem = problems[task_id]
+    return run_tests(f"{problem.preamble}\n{code}", problem.entry_point, problem.tests).all_passed
+
+
+def test_kept_mutants_fail_their_tests_and_references_pass(mutation_run, problems):
+    output, stats = mutation_run
+    pairs = _split_rows(output, "pairs")
     assert pairs and len(pairs) == stats["train_pairs"] + stats["heldout_pairs"]
     for pair in pairs[:10]:
-        problem = problems[pair["meta"]["task_id"]]
-        rejected = run_tests(f"{problem.preamble}\n{pair['rejected']}", problem.entry_point, problem.tests)
-        chosen = run_tests(f"{problem.preamble}\n{pair['chosen']}", problem.entry_point, problem.tests)
-        assert chosen.all_passed and not rejected.all_passed
+        task_id = pair["meta"]["task_id"]
+        assert _passes(problems, task_id, pair["chosen"]) and not _passes(problems, task_id, pair["rejected"])
         assert pair["meta"]["failing_test"] or pair["meta"]["error"]
         assert pair["subset"] == f"MUTANT_{pair['meta']['operator'].upper()}"
         assert pair["aspect"] == "Functional_Correctness" and pair["language"] == "Python"
 
 
-def test_rejected_equivalent_mutants_still_pass_their_tests(mutation_run):
+def test_rejected_equivalent_mutants_still_pass_their_tests(mutation_run, problems):
     output, _ = mutation_run
-    problems = {p.task_id: p for p in load_problems()[:12]}
-    rows = [
-        json.loads(line)
-        for split in ("train", "heldout")
-        for line in (output / f"{split}_rerank.jsonl").read_text().splitlines()
-    ]
+    rows = _split_rows(output, "rerank")
     survivors = [(row, i) for row in rows for i, ok in enumerate(row["final_verdict"]) if ok and i > 0]
     for row, i in survivors:
-        problem = problems[row["id"]]
-        assert run_tests(f"{problem.preamble}\n{row['completions'][i]}", problem.entry_point, problem.tests).all_passed
+        assert _passes(problems, row["id"], row["completions"][i])
     for row in rows:
         assert row["final_verdict"][0] is True, "the reference comes first and passes"
         assert len(row["completions"]) == len(row["num_passed"]) == len(row["num_failed"])
@@ -100,10 +106,7 @@ def test_rejected_equivalent_mutants_still_pass_their_tests(mutation_run):
 
 def test_splits_share_no_problem_and_counts_add_up(mutation_run):
     output, stats = mutation_run
-    ids = {
-        split: {json.loads(line)["id"] for line in (output / f"{split}_rerank.jsonl").read_text().splitlines()}
-        for split in ("train", "heldout")
-    }
+    ids = {split: {row["id"] for row in _split_rows(output, "rerank", (split,))} for split in ("train", "heldout")}
     assert not ids["train"] & ids["heldout"]
     assert stats["train_problems"] + stats["heldout_problems"] + stats.get("skipped_reference_fails", 0) == 12
     kept = sum(v for k, v in stats.items() if k.startswith("kept_"))

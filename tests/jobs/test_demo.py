@@ -11,18 +11,10 @@ from themis_rm.demo import DEMO_MODES, DemoConfig, DemoStepError, demo_pairs, ru
 
 
 def _small(output) -> DemoConfig:
-    return DemoConfig(
-        output=output,
-        prompt_pack="open",
-        problems=10,
-        mutants_per_problem=3,
-        train_steps=3,
-        batch_size=4,
-        max_length=1024,
-        eval_max_length=1024,
-        hidden_size=32,
-        num_layers=1,
-    )
+    """Ten problems, three steps of a one-layer model: every step does real work, in seconds."""
+    data = dict(prompt_pack="open", problems=10, mutants_per_problem=3)
+    training = dict(train_steps=3, batch_size=4, max_length=1024, eval_max_length=1024, hidden_size=32, num_layers=1)
+    return DemoConfig(output=output, **data, **training)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from themis_rm.cli import app
 from themis_rm.scoring.job import settings_path
+from themis_rm.tiny import build_tiny_causal_lm, write_pairs_jsonl
 
 runner = CliRunner()
 
@@ -19,29 +20,24 @@ def _invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
+def _score(model, source, output, *options):
+    """``themis score --model MODEL --input SOURCE --output OUTPUT OPTIONS...``."""
+    return _invoke("score", "--model", model, "--input", source, "--output", output, *options)
+
+
+def _pair(pair_id: str, **fields) -> dict:
+    """A valid pair row named ``pair_id``; ``fields`` replace or add columns."""
+    return {"id": pair_id, "prompt": "p", "chosen": "x", "rejected": "y", **fields}
+
+
 def test_score_on_real_pairs_scores_every_row_and_records_settings(
     tiny_model_dir, shared_dir, official_prompts_path, tmp_path
 ):
     pairs_file = shared_dir / "data" / "pairs" / "humanevalpack.jsonl"
     n_rows = sum(1 for line in pairs_file.read_text().splitlines() if line.strip())
     out = tmp_path / "scores.jsonl"
-    result = _invoke(
-        "score",
-        "--model",
-        tiny_model_dir,
-        "--input",
-        pairs_file,
-        "--criterion",
-        "aspect",
-        "--prompts",
-        official_prompts_path,
-        "--output",
-        out,
-        "--max-length",
-        2048,
-        "--device",
-        "cpu",
-    )
+    options = ("--criterion", "aspect", "--prompts", official_prompts_path, "--max-length", 2048, "--device", "cpu")
+    result = _score(tiny_model_dir, pairs_file, out, *options)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == n_rows
@@ -57,12 +53,10 @@ def test_score_on_real_pairs_scores_every_row_and_records_settings(
 
 
 def test_score_responses_file_to_json_output(tiny_model_dir, tmp_path):
-    source = tmp_path / "responses.jsonl"
-    source.write_text(
-        "".join(json.dumps({"id": f"r{i}", "prompt": "Add.", "response": f"return {i}"}) + "\n" for i in range(5))
-    )
+    rows = [{"id": f"r{i}", "prompt": "Add.", "response": f"return {i}"} for i in range(5)]
+    source = write_pairs_jsonl(tmp_path / "responses.jsonl", rows)
     out = tmp_path / "scores.json"
-    result = _invoke("score", "--model", tiny_model_dir, "--input", source, "--output", out, "--device", "cpu")
+    result = _score(tiny_model_dir, source, out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     assert [r["id"] for r in document["rows"]] == [f"r{i}" for i in range(5)]
@@ -70,34 +64,16 @@ def test_score_responses_file_to_json_output(tiny_model_dir, tmp_path):
 
 
 def test_bad_row_fails_with_file_row_and_field(tiny_model_dir, tmp_path):
-    source = tmp_path / "pairs.jsonl"
-    source.write_text(
-        json.dumps({"id": "a", "prompt": "p", "chosen": "x", "rejected": "y"})
-        + "\n"
-        + json.dumps({"id": "b", "prompt": "p", "chosen": " ", "rejected": "y"})
-        + "\n"
-    )
-    result = _invoke("score", "--model", tiny_model_dir, "--input", source, "--output", tmp_path / "o.jsonl")
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", [_pair("a"), _pair("b", chosen=" ")])
+    result = _score(tiny_model_dir, source, tmp_path / "o.jsonl")
     assert result.exit_code == 2
     assert f"{source}:2: field 'chosen' is empty" in " ".join(result.output.split())
 
 
 def test_unknown_criterion_exits_with_the_valid_names(tiny_model_dir, official_prompts_path, tmp_path):
-    source = tmp_path / "r.jsonl"
-    source.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
-    result = _invoke(
-        "score",
-        "--model",
-        tiny_model_dir,
-        "--input",
-        source,
-        "--output",
-        tmp_path / "o.jsonl",
-        "--criterion",
-        "speediness",
-        "--prompts",
-        official_prompts_path,
-    )
+    source = write_pairs_jsonl(tmp_path / "r.jsonl", [{"prompt": "p", "response": "r"}])
+    options = ("--criterion", "speediness", "--prompts", official_prompts_path)
+    result = _score(tiny_model_dir, source, tmp_path / "o.jsonl", *options)
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
     assert "unknown criterion 'speediness'" in flat and "Runtime_Efficiency" in flat
@@ -125,26 +101,10 @@ def test_version_via_the_console_entry_point():
 def test_aspect_criterion_refuses_a_row_without_aspect_naming_file_row_and_id(
     tiny_model_dir, official_prompts_path, tmp_path
 ):
-    source = tmp_path / "pairs.jsonl"
-    source.write_text(
-        json.dumps({"id": "a", "prompt": "p", "chosen": "x", "rejected": "y", "aspect": "Runtime_Efficiency"})
-        + "\n"
-        + json.dumps({"id": "no-aspect", "prompt": "p", "chosen": "x", "rejected": "y"})
-        + "\n"
-    )
-    result = _invoke(
-        "score",
-        "--model",
-        tiny_model_dir,
-        "--input",
-        source,
-        "--output",
-        tmp_path / "o.jsonl",
-        "--criterion",
-        "aspect",
-        "--prompts",
-        official_prompts_path,
-    )
+    rows = [_pair("a", aspect="Runtime_Efficiency"), _pair("no-aspect")]
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", rows)
+    options = ("--criterion", "aspect", "--prompts", official_prompts_path)
+    result = _score(tiny_model_dir, source, tmp_path / "o.jsonl", *options)
     assert result.exit_code == 2
     assert (
         f"{source}:2: field 'aspect' is missing (id 'no-aspect'); --criterion aspect needs every row's aspect; "
@@ -153,71 +113,21 @@ def test_aspect_criterion_refuses_a_row_without_aspect_naming_file_row_and_id(
 
 
 def test_prompt_too_long_error_names_the_pair(tiny_model_dir, tmp_path):
-    source = tmp_path / "pairs.jsonl"
-    source.write_text(
-        json.dumps({"id": "ok", "prompt": "p", "chosen": "x", "rejected": "y"})
-        + "\n"
-        + json.dumps({"id": "long-one", "prompt": "word " * 400, "chosen": "x", "rejected": "y"})
-        + "\n"
-    )
-    result = _invoke(
-        "score",
-        "--model",
-        tiny_model_dir,
-        "--input",
-        source,
-        "--output",
-        tmp_path / "o.jsonl",
-        "--max-length",
-        64,
-        "--device",
-        "cpu",
-        "--prompt-overflow",
-        "error",
-    )
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", [_pair("ok"), _pair("long-one", prompt="word " * 400)])
+    options = ("--max-length", 64, "--device", "cpu", "--prompt-overflow", "error")
+    result = _score(tiny_model_dir, source, tmp_path / "o.jsonl", *options)
     assert result.exit_code == 2
     assert "pair 'long-one' (chosen)" in " ".join(result.output.split())
 
 
 def test_adapter_option_reaches_the_loader_and_is_recorded(qwen_tokenizer, tmp_path):
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    config = Qwen3Config(
-        vocab_size=len(qwen_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        use_cache=False,
-        pad_token_id=qwen_tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    lm_dir = tmp_path / "lm"
-    Qwen3ForCausalLM(config).save_pretrained(lm_dir)
-    qwen_tokenizer.save_pretrained(lm_dir)
+    shape = dict(hidden_size=32, num_layers=1, num_attention_heads=2, num_key_value_heads=1, intermediate_size=64)
+    lm_dir = build_tiny_causal_lm(tmp_path / "lm", tokenizer=qwen_tokenizer, **shape)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"logit_token_id": 5}))
-    source = tmp_path / "r.jsonl"
-    source.write_text(json.dumps({"id": "a", "prompt": "p", "response": "r"}) + "\n")
+    source = write_pairs_jsonl(tmp_path / "r.jsonl", [{"id": "a", "prompt": "p", "response": "r"}])
     out = tmp_path / "o.json"
-    result = _invoke(
-        "score",
-        "--model",
-        lm_dir,
-        "--input",
-        source,
-        "--output",
-        out,
-        "--adapter",
-        "lm-logprob",
-        "--adapter-spec",
-        spec,
-        "--device",
-        "cpu",
-    )
+    result = _score(lm_dir, source, out, "--adapter", "lm-logprob", "--adapter-spec", spec, "--device", "cpu")
     assert result.exit_code == 0, result.output
     settings = json.loads(out.read_text())["settings"]
     assert settings["adapter"] == "lm-logprob" and settings["adapter_spec"]["logit_token_id"] == 5

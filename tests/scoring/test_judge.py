@@ -24,18 +24,10 @@ from themis_rm.scoring.judge import (
 
 
 def _judge(base_url: str, **overrides) -> GenerativeJudge:
-    fields = dict(
-        model="judge-tiny",
-        base_url=base_url,
-        api_key_env="THEMIS_TEST_JUDGE_KEY",
-        seed=1234,
-        max_tokens=64,
-        concurrency=2,
-        retries=2,
-        backoff_s=0.01,
-        timeout_s=5.0,
-    )
-    return GenerativeJudge(JudgeConfig(**(fields | overrides)))
+    """A judge of the loopback server: quick retries (the server fails on purpose), a fixed seed, short answers."""
+    endpoint = dict(model="judge-tiny", base_url=base_url, api_key_env="THEMIS_TEST_JUDGE_KEY", concurrency=2)
+    patience = dict(retries=2, backoff_s=0.01, timeout_s=5.0)
+    return GenerativeJudge(JudgeConfig(**(endpoint | patience | dict(seed=1234, max_tokens=64) | overrides)))
 
 
 def _requests(*scripts: str) -> list[ScoreRequest]:

@@ -47,27 +47,22 @@ def test_every_accelerate_config_loads_with_accelerate(path):
         assert cluster.deepspeed_config["zero_stage"] == 3
 
 
-def test_recipes_hold_the_papers_settings():
-    pt, pm = load_recipe(CONFIGS / "pt.yaml"), load_recipe(CONFIGS / "pm.yaml")
-    assert (pt.run.epochs, pt.optim.lr, pt.optim.min_lr, pt.loss.lm_weight, pt.loss.magnitude_weight) == (
-        2,
-        2e-5,
-        1e-5,
-        0.4,
-        0.01,
-    )
-    assert (pt.optim.max_grad_norm, pt.batch.batch_size, pt.batch.max_length) == (2.0, 1024, 2560)
-    assert (pm.run.epochs, pm.optim.lr, pm.optim.min_lr, pm.loss.lm_weight, pm.loss.magnitude_weight) == (
-        1,
-        1e-5,
-        5e-7,
-        0.25,
-        0.001,
-    )
-    assert (pm.optim.max_grad_norm, pm.batch.batch_size, pm.batch.max_length) == (1.5, 512, 4096)
-    for recipe in (pt, pm):
-        assert recipe.optim.warmup_ratio == 0.05 and recipe.optim.weight_decay == 0.1
-        assert (recipe.optim.adam_beta1, recipe.optim.adam_beta2, recipe.optim.fused) == (0.9, 0.95, "auto")
+# (epochs, lr, min_lr, λ lm_weight, μ magnitude_weight) and (max_grad_norm, batch_size, max_length) of each stage
+PAPER_SETTINGS = {
+    "pt.yaml": ((2, 2e-5, 1e-5, 0.4, 0.01), (2.0, 1024, 2560)),
+    "pm.yaml": ((1, 1e-5, 5e-7, 0.25, 0.001), (1.5, 512, 4096)),
+}
+
+
+@pytest.mark.parametrize("name", PAPER_SETTINGS)
+def test_recipes_hold_the_papers_settings(name):
+    recipe = load_recipe(CONFIGS / name)
+    schedule, batch = PAPER_SETTINGS[name]
+    run, optim, loss = recipe.run, recipe.optim, recipe.loss
+    assert (run.epochs, optim.lr, optim.min_lr, loss.lm_weight, loss.magnitude_weight) == schedule
+    assert (optim.max_grad_norm, recipe.batch.batch_size, recipe.batch.max_length) == batch
+    assert optim.warmup_ratio == 0.05 and optim.weight_decay == 0.1
+    assert (optim.adam_beta1, optim.adam_beta2, optim.fused) == (0.9, 0.95, "auto")
 
 
 def test_flags_override_the_recipe_and_none_means_not_given():

@@ -23,6 +23,16 @@ from themis_rm.train.metrics import METRICS_FILE, read_metrics
 from .synthetic import operator_pairs, write_jsonl
 
 
+def _train(common: list[str], micro_batch_size: int, output, processes: int = 1) -> subprocess.CompletedProcess:
+    """``themis train`` in a subprocess on CPU; more than one process is launched through torchrun."""
+    launcher = [sys.executable, "-m"]
+    if processes > 1:
+        launcher += ["torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), "-m"]
+    command = [*launcher, "themis_rm.cli", "train", *common, "--micro-batch-size", str(micro_batch_size)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([*command, "--output", str(output)], env=env, capture_output=True)
+
+
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_one_big_micro_batch(tiny_base_dir, short_pack_path, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", operator_pairs(32, seed=0))
@@ -32,39 +42,9 @@ def test_two_processes_equal_one_process_with_one_big_micro_batch(tiny_base_dir,
         *("--prompt-pack", str(short_pack_path), "--batch-size", "8", "--eval-batch-size", "4", "--max-steps", "3"),
         *("--lr", "1e-3", "--min-lr", "1e-4", "--warmup-ratio", "0", "--max-length", "96", "--eval-every", "3"),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "TOKENIZERS_PARALLELISM": "false"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = subprocess.run(
-        [
-            *launcher,
-            "-m",
-            "themis_rm.cli",
-            "train",
-            *common,
-            "--micro-batch-size",
-            "4",
-            "--output",
-            str(tmp_path / "two"),
-        ],
-        env=env,
-        capture_output=True,
-    )
+    two = _train(common, 4, tmp_path / "two", processes=2)
     assert two.returncode == 0, two.stderr.decode()[-3000:]
-    one = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "themis_rm.cli",
-            "train",
-            *common,
-            "--micro-batch-size",
-            "8",
-            "--output",
-            str(tmp_path / "one"),
-        ],
-        env=env,
-        capture_output=True,
-    )
+    one = _train(common, 8, tmp_path / "one")
     assert one.returncode == 0, one.stderr.decode()[-3000:]
 
     runs = {name: json.loads((tmp_path / name / RUN_FILE).read_text()) for name in ("one", "two")}

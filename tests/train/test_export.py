@@ -140,25 +140,11 @@ def test_key_mismatch_is_an_error_naming_the_keys(tiny_base_dir, qwen_tokenizer,
         export_state_dict(state, model.config, qwen_tokenizer, tmp_path / "b", torch.float32)
 
 
-def test_lora_training_exports_merged_weights_with_equal_scores(tiny_base_dir, short_pack_path, pack, tmp_path):
-    from themis_rm.train.config import TrainConfig
-
+def test_lora_training_exports_merged_weights_with_equal_scores(tiny_base_dir, small_config, pack, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", criteria_pairs(16, seed=1))
-    settings = {
-        "model": str(tiny_base_dir),
-        "data": str(data),
-        "output": str(tmp_path / "lora"),
-        "prompts": str(short_pack_path),
-        "batch_size": 8,
-        "micro_batch_size": 8,
-        "lr": 1e-2,
-        "min_lr": 1e-3,
-        "warmup_ratio": 0.0,
-        "save_every": 2,
-        "lora_r": 4,
-        "lora_target_modules": "q_proj,v_proj",
-    }
-    summary = run_training(TrainConfig().with_overrides(settings))
+    lora = dict(lora_r=4, lora_target_modules="q_proj,v_proj")
+    fast = dict(micro_batch_size=8, lr=1e-2, min_lr=1e-3, save_every=2)
+    summary = run_training(small_config(data, output=str(tmp_path / "lora"), **fast, **lora))
     exported = load_file(summary.output / "model.safetensors")
     assert not any("lora" in k for k in exported)
     base = load_file(tiny_base_dir / "model.safetensors")
@@ -166,8 +152,7 @@ def test_lora_training_exports_merged_weights_with_equal_scores(tiny_base_dir, s
     assert not torch.equal(exported[key], base[key])  # adapters merged in
     assert torch.equal(exported["model.layers.0.mlp.up_proj.weight"], base["model.layers.0.mlp.up_proj.weight"])
     pairs = load_training_pairs(data, pack=lambda: pack).rows[:6]
-    lora = LoraConfig(lora_r=4, lora_target_modules="q_proj,v_proj")
-    model = _checkpoint_model(tiny_base_dir, list_checkpoints(summary.output)[-1], lora)
+    model = _checkpoint_model(tiny_base_dir, list_checkpoints(summary.output)[-1], LoraConfig(**lora))
     ours = _training_rewards(model, pairs, model_tokenizer(tiny_base_dir), pack)
     np.testing.assert_allclose(_scorer_rewards(summary.output, pairs, pack).chosen, ours.chosen, atol=1e-5)
 

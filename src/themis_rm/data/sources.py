@@ -16,11 +16,13 @@ from themis_rm.data.records import read_row_adapter, record_to_document, write_r
 logger = logging.getLogger(__name__)
 
 
-class GitRepoReader(CountingStep):
-    """Mines the local repositories of ``config`` assigned to this task."""
+class _MiningReader(CountingStep):
+    """A reader that mines with one :class:`CommitMiner` per task: documents it is given pass first, unchanged.
+
+    Subclasses say which units are this task's (``_mine``); the miner's drops land in this step's stats.
+    """
 
     type = "📖 - READER"
-    name = "mine_git"
 
     def __init__(self, config: MineConfig) -> None:
         super().__init__()
@@ -29,7 +31,18 @@ class GitRepoReader(CountingStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        miner = CommitMiner(self.config, self.count)
+        yield from self._mine(CommitMiner(self.config, self.count), rank, world_size)
+
+    def _mine(self, miner: CommitMiner, rank: int, world_size: int) -> DocumentsPipeline:
+        raise NotImplementedError
+
+
+class GitRepoReader(_MiningReader):
+    """Mines the local repositories of ``config`` assigned to this task."""
+
+    name = "mine_git"
+
+    def _mine(self, miner: CommitMiner, rank: int, world_size: int) -> DocumentsPipeline:
         for spec in self.config.repo_specs()[rank::world_size]:
             self.stat_update("repositories")
             try:
@@ -40,20 +53,12 @@ class GitRepoReader(CountingStep):
                 logger.warning("skipping %s: %s", spec.path, exc)
 
 
-class ExportReader(CountingStep):
+class ExportReader(_MiningReader):
     """Ingests BigQuery-style export rows assigned to this task, reading contents from local clones."""
 
-    type = "📖 - READER"
     name = "mine_export"
 
-    def __init__(self, config: MineConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        if data:
-            yield from data
-        miner = CommitMiner(self.config, self.count)
+    def _mine(self, miner: CommitMiner, rank: int, world_size: int) -> DocumentsPipeline:
         for index, (row, where) in enumerate(iter_export_rows(self.config.bigquery)):
             if index % world_size != rank:
                 continue

@@ -19,7 +19,7 @@ import os
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -101,29 +101,15 @@ def parse_score_range(spec: str | None) -> tuple[float, float] | None:
 
 
 @dataclass(frozen=True)
-class JudgeConfig:
-    """How to reach a judge model and read its scores."""
+class JudgeConfig(Endpoint):
+    """How to reach a judge model (the :class:`Endpoint` fields: model, URL, key, limits) and read its scores."""
 
-    model: str
-    """Model name the endpoint serves (``--served-model-name`` for vLLM)."""
-    base_url: str = "http://127.0.0.1:8000/v1"
-    """OpenAI-compatible API root, ending in ``/v1``."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Environment variable holding the API key; unset sends ``EMPTY`` (what local vLLM servers accept)."""
     temperature: float = 0.0
     """Sampling temperature; 0 for reproducible scores."""
     seed: int | None = 0
     """Sent as the request's ``seed`` (vLLM honours it per request); None sends none."""
     max_tokens: int = 2048
     """Generation cap per answer; too low cuts the answer before its score (a parse failure)."""
-    concurrency: int = 8
-    """Requests in flight at once."""
-    retries: int = 3
-    """Retries of a request after a connection error, a timeout, 429 or 5xx; other errors are not retried."""
-    backoff_s: float = 1.0
-    """Wait before retry k is ``backoff_s * 2**k``."""
-    timeout_s: float = 300.0
-    """Per-request timeout."""
     template: str = DEFAULT_TEMPLATE
     """User message as a ``str.format`` string over ``{prompt}``, ``{response}``, ``{criterion}``; literal braces
     are doubled (``{{"score": N}}``)."""
@@ -144,9 +130,7 @@ class JudgeConfig:
 
     def endpoint(self) -> Endpoint:
         """The shared chat client's view of this judge's endpoint (key, timeout, retries, concurrency)."""
-        return Endpoint(
-            self.model, self.base_url, self.api_key_env, self.timeout_s, self.retries, self.backoff_s, self.concurrency
-        )
+        return Endpoint(**{f.name: getattr(self, f.name) for f in fields(Endpoint)})
 
     def sampling(self) -> Sampling:
         """Sampling sent with every judge request; the same seed each time, so a re-run asks the same question."""

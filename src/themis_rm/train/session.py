@@ -156,8 +156,26 @@ def finish_run(run: TrainRun, last_metrics: dict[str, float], eval_metrics: dict
         _write_run_json(run.run_dir, {**run.info, "status": "done", **_summary_json(summary)})
         for sink in run.sinks:
             sink.close()
+    _drain_collectives(accelerator)
     accelerator.end_training()
     return summary
+
+
+GLOO_DRAIN_S = 0.2
+
+
+def _drain_collectives(accelerator) -> None:
+    """Let gloo's worker thread release its finished collectives before the process group is torn down.
+
+    That thread drops each finished work (and the Python-owned tensors it holds) after the caller already saw it
+    complete, which needs the GIL. If the main thread meanwhile frees the DDP reducer, the process group's
+    destructor joins that thread while holding the GIL: a deadlock seen on a loaded 2-core machine, where a rank
+    that had written everything never exited. A last barrier and a short GIL-free wait leave nothing in flight.
+    """
+    if accelerator.num_processes > 1 and torch.distributed.is_initialized():
+        accelerator.wait_for_everyone()
+        if torch.distributed.get_backend() == "gloo":
+            time.sleep(GLOO_DRAIN_S)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
