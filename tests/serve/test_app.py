@@ -63,7 +63,9 @@ def test_64_concurrent_clients_get_their_own_offline_scores(start_server, offlin
                     answer = (await http.post("/get_reward", json={"query": [texts[i], texts[j]]})).raise_for_status()
                     pairs += list(zip(answer.json()["rewards"], expected["none"][[i, j]], strict=True))
                 else:
-                    answer = (await http.post("/classify", json={"model": "m", "input": texts[i]})).raise_for_status()
+                    answer = (
+                        await http.post("/classify", json={"model": "m", "input": texts[i], "use_activation": False})
+                    ).raise_for_status()
                     pairs.append((answer.json()["data"][0]["probs"][0], expected["none"][i]))
         return pairs
 
@@ -132,7 +134,7 @@ def test_verl_classify_payload_round_trips(start_server, offline_scorer, expecte
     with client(server) as http:
         verl_old = http.post("/classify", json={"model": "/ckpt/rm", "input": texts[0], "activation": False}).json()
         verl_new = http.post("/classify", json={"model": "/ckpt/rm", "input": texts[0], "use_activation": True})
-        batch = http.post("/classify", json={"input": texts, "add_special_tokens": False}).json()
+        batch = http.post("/classify", json={"input": texts, "use_activation": False}).json()
     assert verl_old["data"][-1]["probs"][-1] == pytest.approx(expected["none"][0], abs=TOLERANCE)
     assert verl_new.json()["data"][-1]["probs"][-1] == pytest.approx(1 / (1 + math.exp(-expected["none"][0])))
     assert [d["index"] for d in batch["data"]] == [0, 1] and batch["object"] == "list"
@@ -167,7 +169,7 @@ def test_long_raw_strings_keep_their_end_and_report_the_cut(start_server, offlin
     text = rendered(offline_scorer, "Write f.", "x = 1\n" * 400)
     with client(server) as http:
         answer = http.post("/v1/score", json={"items": [{"prompt": "Write f.", "response": "x = 1\n" * 400}]})
-        raw = http.post("/classify", json={"input": text})
+        raw = http.post("/classify", json={"input": text, "use_activation": False})
     assert answer.json()["results"][0]["truncated_tokens"] > 0
     ids = offline_scorer.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
     want = offline_scorer.engine.score([ids[-offline_scorer.max_length :]])[0]

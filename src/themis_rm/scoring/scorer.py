@@ -227,18 +227,17 @@ class Scorer:
         The reward is read at the last token, so the start is cut, to the renderer's budget: ``max_length`` less
         the tokens the adapter appends itself (an lm-logprob question), exactly as for rendered conversations.
         Whole pad tokens at either end are stripped (OpenRLHF sends padded decodes) unless pad is EOS; an empty
-        text gives empty ``input_ids``, for the caller to reject by its own name.
+        text gives empty ``input_ids``, for the caller to reject by its own name. With ``add_special_tokens`` (as
+        vLLM's ``/classify`` does by default) the tokenizer's BOS is added once: a text that already starts with
+        it keeps one, and a cut keeps it in front of the end.
         """
         if not texts:
             return []
         tokenizer, budget = self.renderer.tokenizer, self.renderer.max_length
         pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
         encoded = tokenizer([_strip_token(t, pad) for t in texts], add_special_tokens=add_special_tokens)["input_ids"]
-        sequences = []
-        for ids in encoded:
-            overflow = max(0, len(ids) - budget)
-            sequences.append(RenderedSequence(list(ids[overflow:]), 0, 0, truncated_tokens=overflow))
-        return sequences
+        bos = tokenizer.bos_token_id if add_special_tokens else None
+        return [_keep_end(list(ids), budget, bos) for ids in encoded]
 
     def score_pairs(
         self,
@@ -352,6 +351,16 @@ def capped_max_length(requested: int, tokenizer, model_config) -> int:
     if effective < requested:
         logger.warning("max_length %d capped to %d by the model/tokenizer limits", requested, effective)
     return effective
+
+
+def _keep_end(ids: list[int], budget: int, bos: int | None) -> RenderedSequence:
+    """``ids`` cut from the start to ``budget``; a leading ``bos`` (when given) is never doubled and never cut."""
+    head = [bos] if bos is not None and ids[:1] == [bos] else []
+    body = ids[len(head) :]
+    if head and body[:1] == head:
+        body = body[1:]  # the text carried its own BOS and the tokenizer added another
+    overflow = max(0, len(head) + len(body) - budget)
+    return RenderedSequence(head + body[overflow:], 0, 0, truncated_tokens=overflow)
 
 
 def _strip_token(text: str, token: str | None) -> str:

@@ -91,12 +91,15 @@ class ClassifyRequest(BaseModel):
     input: StrOrList = Field(min_length=1)
     activation: StrictBool | None = None  # vLLM < 0.11.2
     use_activation: StrictBool | None = None  # vLLM >= 0.11.2
-    add_special_tokens: StrictBool = False  # inputs are already rendered; True adds the tokenizer's BOS/EOS again
+    add_special_tokens: StrictBool = True  # vLLM's default: verl strips the BOS of its rendered text for it
 
     @property
     def sigmoid(self) -> bool:
-        """Raw scores unless the caller asks for the activation (unlike vLLM, raw is the default)."""
-        return bool(self.use_activation if self.use_activation is not None else self.activation)
+        """vLLM's default: the activation (a sigmoid) unless the caller turns it off, as verl always does."""
+        for choice in (self.use_activation, self.activation):
+            if choice is not None:
+                return choice
+        return True
 
 
 class ClassifyData(BaseModel):

@@ -3,9 +3,9 @@
 The service adds no scoring logic: structured items go through the scorer's own renderer (criteria -> system
 prompt -> chat template -> ids) and engines, exactly as ``themis score`` does. Two things are server-specific:
 
-* raw strings (``/classify``, ``/get_reward`` without ``--rerender``) are tokenised as sent, with
-  ``add_special_tokens=False`` (they were already rendered with a chat template), and when too long keep their END,
-  where the reward is read;
+* raw strings (``/classify``, ``/get_reward`` without ``--rerender``) are tokenised as sent (``/get_reward``
+  without special tokens, as OpenRLHF renders them whole; ``/classify`` with the BOS added once, as vLLM does for
+  verl, which strips it), and when too long keep their END, where the reward is read;
 * ``/get_reward --rerender`` splits policy strings into turns and response (:mod:`.queries`), then renders them
   like any structured item under the server's ``--criteria``.
 
@@ -119,7 +119,7 @@ class RewardService:
             return await self._score(self._render_queries(queries, prompts))
         return await self._score(self._render_raw(queries, add_special_tokens=False, param="query"))
 
-    async def classify(self, inputs: list[str], add_special_tokens: bool = False) -> Scored:
+    async def classify(self, inputs: list[str], add_special_tokens: bool = True) -> Scored:
         """vLLM-style classify: score strings already rendered with the reward model's own template."""
         self._check_count(len(inputs), "input")
         return await self._score(self._render_raw(inputs, add_special_tokens, param="input"))
