@@ -69,3 +69,26 @@ def test_a_cut_keeps_the_bos_in_front_of_the_end(llama_scorer):
     assert full.input_ids[0] == bos and full.input_ids[1] != bos
     assert long.input_ids[0] == bos and len(long.input_ids) == budget and long.truncated_tokens > 0
     assert long.input_ids[-len(full.input_ids) + 1 :] == full.input_ids[1:], "the end, where the reward is read"
+
+
+def test_token_ids_and_truncate_prompt_tokens_are_honoured(llama_server, llama_scorer):
+    text = _verl_text(llama_scorer)
+    [rendered] = llama_scorer.render_formatted([text], add_special_tokens=True)
+    ids = rendered.input_ids
+    k = 16
+    kept = [ids[0], *ids[-(k - 1) :]]  # the BOS in front of the last k - 1 tokens
+    want_full, want_cut = llama_scorer.engine.score([ids, kept])
+    raw = {"use_activation": False}
+    with httpx.Client(base_url=llama_server.url, timeout=60, trust_env=False) as http:
+        by_ids = http.post("/classify", json={"input": ids, **raw}).json()
+        both = http.post("/classify", json={"input": [ids, ids[1:]], **raw}).json()
+        cut = http.post("/classify", json={"input": text, "truncate_prompt_tokens": k, **raw}).json()
+        whole = http.post("/classify", json={"input": text, "truncate_prompt_tokens": -1, **raw}).json()
+        zero = http.post("/classify", json={"input": text, "truncate_prompt_tokens": 0})
+        alien = http.post("/classify", json={"input": [10**9]})
+    assert by_ids["data"][0]["probs"][0] == pytest.approx(want_full, abs=1e-4)
+    assert [d["index"] for d in both["data"]] == [0, 1]
+    assert cut["data"][0]["probs"][0] == pytest.approx(want_cut, abs=1e-4) and cut["usage"]["prompt_tokens"] == k
+    assert whole["data"][0]["probs"][0] == pytest.approx(want_full, abs=1e-4)
+    assert zero.status_code == 422 and "truncate_prompt_tokens" in zero.text
+    assert 400 <= alien.status_code < 500 and "input[0]" in alien.text

@@ -221,7 +221,9 @@ class Scorer:
             return self.packed_engine.score([r.input_ids for r in rendered], progress)
         return self.engine.score([r.input_ids for r in rendered], progress)
 
-    def render_formatted(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[RenderedSequence]:
+    def render_formatted(
+        self, texts: Sequence[str], add_special_tokens: bool = False, max_tokens: int | None = None
+    ) -> list[RenderedSequence]:
         """Tokenise strings already rendered with a chat template as sent, keeping each one's END when too long.
 
         The reward is read at the last token, so the start is cut, to the renderer's budget: ``max_length`` less
@@ -229,15 +231,32 @@ class Scorer:
         Whole pad tokens at either end are stripped (OpenRLHF sends padded decodes) unless pad is EOS; an empty
         text gives empty ``input_ids``, for the caller to reject by its own name. With ``add_special_tokens`` (as
         vLLM's ``/classify`` does by default) the tokenizer's BOS is added once: a text that already starts with
-        it keeps one, and a cut keeps it in front of the end.
+        it keeps one, and a cut keeps it in front of the end. ``max_tokens`` narrows the budget for one call (vLLM's
+        ``truncate_prompt_tokens``).
         """
         if not texts:
             return []
-        tokenizer, budget = self.renderer.tokenizer, self.renderer.max_length
+        tokenizer, budget = self.renderer.tokenizer, self._budget(max_tokens)
         pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
         encoded = tokenizer([_strip_token(t, pad) for t in texts], add_special_tokens=add_special_tokens)["input_ids"]
         bos = tokenizer.bos_token_id if add_special_tokens else None
         return [_keep_end(list(ids), budget, bos) for ids in encoded]
+
+    def render_token_ids(self, ids: Sequence[Sequence[int]], max_tokens: int | None = None) -> list[RenderedSequence]:
+        """Token ids scored as given, cut from the start to the budget (the end, where the reward is read, kept).
+
+        Raises:
+            ThemisInputError: an id outside the model's vocabulary.
+        """
+        vocab = len(self.renderer.tokenizer)
+        for i, row in enumerate(ids):
+            if any(not 0 <= token < vocab for token in row):
+                raise ThemisInputError(f"input[{i}]: token ids must be in [0, {vocab}) for this model")
+        budget = self._budget(max_tokens)
+        return [_keep_end(list(row), budget, None) for row in ids]
+
+    def _budget(self, max_tokens: int | None) -> int:
+        return self.renderer.max_length if max_tokens is None else min(max_tokens, self.renderer.max_length)
 
     def score_pairs(
         self,

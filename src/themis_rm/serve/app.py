@@ -85,7 +85,7 @@ async def get_reward(body: GetRewardRequest, service: Service) -> GetRewardRespo
 async def classify(body: ClassifyRequest, service: Service) -> ClassifyResponse:
     """vLLM-style classify (what verl's reward loop posts): ``probs[0]`` is sigmoid(reward), or the raw reward with
     ``use_activation: false`` (what verl sends); the tokenizer's BOS is added unless ``add_special_tokens: false``."""
-    scored = await service.classify(body.input, body.add_special_tokens)
+    scored = await service.classify(body.input, body.add_special_tokens, body.max_tokens)
     return ClassifyResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid)
 
 

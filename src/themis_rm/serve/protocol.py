@@ -33,6 +33,7 @@ try:
         ConfigDict,
         Field,
         StrictBool,
+        StrictInt,
         StrictStr,
         model_validator,
     )
@@ -46,6 +47,21 @@ def _as_list(value: Any) -> Any:
 
 
 StrOrList = Annotated[list[StrictStr], BeforeValidator(_as_list)]
+
+
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(x) is int for x in value)
+
+
+def _classify_inputs(value: Any) -> list[str] | list[list[int]]:
+    """vLLM's classify ``input``: a string, a list of strings, token ids, or a list of token-id lists."""
+    value = [value] if isinstance(value, str) or _is_ids(value) else value
+    if isinstance(value, list) and (all(isinstance(x, str) for x in value) or all(_is_ids(x) for x in value)):
+        return value
+    raise ValueError("Input should be a valid list of strings, or token ids (a list of ints, or a list of those)")
+
+
+ClassifyInput = Annotated[Any, BeforeValidator(_classify_inputs)]
 
 
 class Usage(BaseModel):
@@ -83,15 +99,28 @@ class GetRewardResponse(BaseModel):
 
 # --------------------------------------------------------------------------------------------- /classify
 class ClassifyRequest(BaseModel):
-    """The subset of vLLM's classify API that verl sends: ``model``, ``input``, ``activation``/``use_activation``."""
+    """vLLM's classify API: what verl sends (``model``, ``input``, ``activation``/``use_activation``), token-id
+    inputs and ``truncate_prompt_tokens`` (honoured: the last k tokens, the BOS kept in front)."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: StrictStr | None = None  # accepted and echoed; this server has one model
-    input: StrOrList = Field(min_length=1)
+    input: ClassifyInput = Field(min_length=1)  # token ids are scored as given (no special tokens added)
     activation: StrictBool | None = None  # vLLM < 0.11.2
     use_activation: StrictBool | None = None  # vLLM >= 0.11.2
     add_special_tokens: StrictBool = True  # vLLM's default: verl strips the BOS of its rendered text for it
+    truncate_prompt_tokens: StrictInt | None = Field(None, ge=-1)  # keep the last k tokens; -1: the server's budget
+
+    @model_validator(mode="after")
+    def _check_truncate(self) -> ClassifyRequest:
+        if self.truncate_prompt_tokens == 0:
+            raise ValueError("truncate_prompt_tokens must be >= 1, or -1 for the server's --max-length")
+        return self
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The request's own token budget (None or -1: the server's)."""
+        return None if self.truncate_prompt_tokens in (None, -1) else self.truncate_prompt_tokens
 
     @property
     def sigmoid(self) -> bool:

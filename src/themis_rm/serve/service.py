@@ -119,10 +119,14 @@ class RewardService:
             return await self._score(self._render_queries(queries, prompts))
         return await self._score(self._render_raw(queries, add_special_tokens=False, param="query"))
 
-    async def classify(self, inputs: list[str], add_special_tokens: bool = True) -> Scored:
-        """vLLM-style classify: score strings already rendered with the reward model's own template."""
+    async def classify(
+        self, inputs: list[str] | list[list[int]], add_special_tokens: bool = True, max_tokens: int | None = None
+    ) -> Scored:
+        """vLLM-style classify: strings already rendered with the reward model's own template, or token ids."""
         self._check_count(len(inputs), "input")
-        return await self._score(self._render_raw(inputs, add_special_tokens, param="input"))
+        if inputs and isinstance(inputs[0], list):
+            return await self._score(self._checked(self.scorer.render_token_ids(inputs, max_tokens), "input"))
+        return await self._score(self._render_raw(inputs, add_special_tokens, param="input", max_tokens=max_tokens))
 
     async def score_items(self, requests: list[ScoreRequest], criteria: list[str] | None) -> CriteriaScored:
         """Score every item under each criteria spec (``["security", "runtime"]`` gives two scores per item)."""
@@ -178,9 +182,14 @@ class RewardService:
             )
 
     # ---------------------------------------------------------------------------- rendering (event loop)
-    def _render_raw(self, texts: Sequence[str], add_special_tokens: bool, param: str) -> list[RenderedSequence]:
+    def _render_raw(
+        self, texts: Sequence[str], add_special_tokens: bool, param: str, max_tokens: int | None = None
+    ) -> list[RenderedSequence]:
         """Already-formatted strings as the scorer tokenises them (their end kept within its budget)."""
-        sequences = self.scorer.render_formatted(texts, add_special_tokens)
+        return self._checked(self.scorer.render_formatted(texts, add_special_tokens, max_tokens), param)
+
+    @staticmethod
+    def _checked(sequences: list[RenderedSequence], param: str) -> list[RenderedSequence]:
         for i, sequence in enumerate(sequences):
             if not sequence.input_ids:
                 raise RequestFieldError(f"{param}[{i}]", "is empty (nothing to score)")
