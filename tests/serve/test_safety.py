@@ -102,10 +102,12 @@ def test_api_key_is_required_except_for_health(start_server):
         assert 'themis_rejected_requests_total{reason="unauthorized"} 3.0' in http.get("/metrics").text
 
 
-def test_a_full_queue_answers_429_with_retry_after_then_recovers(start_server, model_gate):
+@pytest.mark.parametrize(("overrides", "status"), [({}, 503), ({"queue_full_status": 429}, 429)])
+def test_a_full_queue_answers_503_or_429_with_retry_after_then_recovers(start_server, model_gate, overrides, status):
+    """503 by default: verl raises on any 4xx without retrying, but retries a 5xx."""
     hook, entered, release = model_gate
     server = start_server(
-        before_batch=hook, max_queue_items=2, max_items_per_request=2, max_batch_items=1, max_wait_ms=0
+        before_batch=hook, max_queue_items=2, max_items_per_request=2, max_batch_items=1, max_wait_ms=0, **overrides
     )
 
     async def main():
@@ -119,7 +121,7 @@ def test_a_full_queue_answers_429_with_retry_after_then_recovers(start_server, m
             return refused, await asyncio.gather(first, *queued)
 
     refused, answered = asyncio.run(asyncio.wait_for(main(), 60))
-    assert error_of(refused, 429)["type"] == "overloaded" and refused.headers["retry-after"] == "1"
+    assert error_of(refused, status)["type"] == "overloaded" and refused.headers["retry-after"] == "1"
     assert [answer.status_code for answer in answered] == [200, 200, 200]
     with client(server) as http:
         still_answers(http)

@@ -3,7 +3,7 @@
 Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /classify`` (vLLM-style, as verl calls it), ``POST /v1/score``
 (structured, several criteria per call), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
 first: metrics -> bearer token (401) -> body limit (413) -> routing and JSON validation (422) -> the service
-(413 too many items, 429 queue full, 503 shutting down or timed out). Nothing from a request is ever executed:
+(413 too many items, 503 (or 429) queue full, 503 shutting down or timed out). Nothing from a request is ever executed:
 templates are the reward model's own, and policy strings are only split on plain-string markers.
 """
 
@@ -57,7 +57,7 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
 
     app = FastAPI(title="themis-rm reward server", lifespan=lifespan)
     app.state.service = service
-    install_error_handlers(app, settings.retry_after_s, service.metrics.reject)
+    install_error_handlers(app, settings.retry_after_s, service.metrics.reject, settings.queue_full_status)
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, count_reject=service.metrics.reject)
     if settings.api_key is not None:

@@ -40,7 +40,7 @@ class UnauthorizedError(ThemisError):
 
 
 class OverloadedError(ThemisError):
-    """The wait queue is full; 429 with Retry-After (the client should back off and retry)."""
+    """The wait queue is full; ``--queue-full-status`` (503 by default, or 429) with Retry-After."""
 
 
 class UnavailableError(ThemisError):
@@ -81,10 +81,13 @@ def error_headers(status: int, retry_after_s: int) -> dict[str, str]:
     return {}
 
 
-def install_error_handlers(app: FastAPI, retry_after_s: int, count_reject: Callable[[str], None]) -> None:
+def install_error_handlers(
+    app: FastAPI, retry_after_s: int, count_reject: Callable[[str], None], queue_full_status: int = 503
+) -> None:
     """Map our exceptions, FastAPI's validation errors and Starlette's HTTP errors to the one error shape.
 
-    ``count_reject(reason)`` is called once per rejected request, so every 4xx/5xx lands in ``/metrics``.
+    ``count_reject(reason)`` is called once per rejected request, so every 4xx/5xx lands in ``/metrics``; a full
+    queue answers ``queue_full_status``.
     """
 
     def answer(status: int, kind: str, message: str, param: str | None = None) -> JSONResponse:
@@ -97,7 +100,9 @@ def install_error_handlers(app: FastAPI, retry_after_s: int, count_reject: Calla
 
     async def on_themis_error(request: Request, exc: Exception) -> JSONResponse:
         status, kind = classify_error(exc)
-        if status >= 500:
+        if isinstance(exc, OverloadedError):
+            status = queue_full_status
+        if status >= 500 and kind != "overloaded":
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
         return answer(status, kind, str(exc), getattr(exc, "param", None))
 

@@ -128,7 +128,13 @@ class ServeSettings:
         ge=0,
     )
     max_queue_items: int = setting(
-        4096, "Most sequences waiting for the model; beyond it requests get 429 with Retry-After.", gt=0
+        4096, "Most sequences waiting for the model; beyond it requests get --queue-full-status with Retry-After.", gt=0
+    )
+    queue_full_status: int = setting(
+        503,
+        "HTTP status of a full-queue answer: 503 (verl retries 5xx but raises on any 4xx; OpenRLHF retries both) "
+        "or 429 (the standard 'too many requests', for clients that honour it).",
+        choices=(429, 503),
     )
     max_items_per_request: int = setting(
         1024, "Most sequences one request may carry (items x criteria); beyond it: 413.", gt=0
