@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -178,3 +179,17 @@ def _wait_until(condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.01)
+
+
+def test_refused_requests_are_logged_with_the_request_id_the_client_got(start_server, caplog):
+    """Clients drop error bodies (OpenRLHF trains on None after five retries): the reason must reach the log."""
+    server = start_server()
+    with caplog.at_level(logging.WARNING, logger="themis_rm.serve.requests"), client(server) as http:
+        mine = http.post("/get_reward", json={"prompts": ["x"]}, headers={"X-Request-Id": "step-7.rollout-3"})
+        fresh = http.post("/classify", json={"input": {"text": "x"}})
+        fine = http.get("/health")
+    assert mine.status_code == 422 and mine.headers["x-request-id"] == "step-7.rollout-3"
+    assert fresh.status_code == 422 and len(fresh.headers["x-request-id"]) == 16 and fine.headers["x-request-id"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "themis_rm.serve.requests"]
+    assert any("POST /get_reward -> 422" in line and "(request step-7.rollout-3)" in line for line in logged)
+    assert any(fresh.headers["x-request-id"] in line and "input" in line for line in logged)

@@ -26,6 +26,7 @@ from themis_rm.serve.protocol import (
     ScoreItemsRequest,
     ScoreItemsResponse,
 )
+from themis_rm.serve.request_id import RequestIdMiddleware
 from themis_rm.serve.service import RewardService
 from themis_rm.serve.settings import ServeSettings
 
@@ -63,6 +64,7 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     if settings.api_key is not None:
         app.add_middleware(BearerAuth, api_key=settings.api_key.get_secret_value(), count_reject=service.metrics.reject)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: 401/413 answers carry the id too
     return app
 
 

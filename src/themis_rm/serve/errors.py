@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from themis_rm.errors import MissingExtraError, PromptPackError, ThemisError, ThemisInputError
+from themis_rm.serve.request_id import RejectLog, request_id
 
 try:
     from fastapi import FastAPI, Request
@@ -90,8 +91,12 @@ def install_error_handlers(
     queue answers ``queue_full_status``.
     """
 
-    def answer(status: int, kind: str, message: str, param: str | None = None) -> JSONResponse:
+    log_reject = RejectLog()
+
+    def answer(status: int, kind: str, message: str, param: str | None = None, request=None) -> JSONResponse:
         count_reject(kind)
+        if request is not None and 400 <= status < 500:
+            log_reject(request.method, request.url.path, status, kind, message, request_id(request.scope))
         return JSONResponse(
             json.loads(error_body(status, kind, message, param)),
             status_code=status,
@@ -104,14 +109,14 @@ def install_error_handlers(
             status = queue_full_status
         if status >= 500 and kind != "overloaded":
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return answer(status, kind, str(exc), getattr(exc, "param", None))
+        return answer(status, kind, str(exc), getattr(exc, "param", None), request)
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = describe_validation(exc.errors())
-        return answer(422, "invalid_request", message, param)
+        return answer(422, "invalid_request", message, param, request)
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return answer(exc.status_code, "http_error", str(exc.detail))
+        return answer(exc.status_code, "http_error", str(exc.detail), request=request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("%s %s failed unexpectedly", request.method, request.url.path)
