@@ -190,7 +190,7 @@ def load_config(
     values: dict[tuple[str, ...], tuple[Any, str]] = {}  # path -> (value, where it came from)
     problems: list[str] = []
     if data is None and path is not None:
-        data = read_yaml_mapping(Path(path), what="the config YAML", where=f"--config {path}", extra="train")
+        data = read_yaml_mapping(Path(path), what="the config YAML", where=f"--config {path}")
     if data is not None:
         _flatten(cls, data, (), values, problems, str(path) if path is not None else "config")
     if env_prefix:

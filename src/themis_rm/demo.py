@@ -187,8 +187,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
                 "min_lr": 2e-4,
                 "warmup_ratio": 0.1,
                 "epochs": 50,
-            },
-            source="demo",
+            }
         )
         summary = run_training(train_config)
         return {

@@ -330,7 +330,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Pi
     Overrides are set into the YAML's mapping before relative paths are resolved, so they are read like the file.
     """
     path = Path(path)
-    data = read_yaml_mapping(path, what="the pipeline YAML", where=str(path), extra="data")
+    data = read_yaml_mapping(path, what="the pipeline YAML", where=str(path))
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     _resolve_paths(data, path.parent)

@@ -212,11 +212,8 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
 
-    def with_overrides(self, overrides: dict[str, Any], source: str = "flag") -> TrainConfig:
-        """A copy with fields set by their names (``lr``, ``loss.lm_weight``); ``None`` means "not given".
-
-        ``source`` is kept for callers of earlier versions; errors name the flag of each bad value.
-        """
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainConfig:
+        """A copy with fields set by their names (``lr``, ``loss.lm_weight``); ``None`` means "not given"."""
         return load_config(TrainConfig, None, overrides, base=self, validate=False)
 
     def to_dict(self) -> dict[str, Any]:
