@@ -110,7 +110,7 @@ def test_rerender_scores_policy_strings_with_the_reward_models_template_and_crit
     want = offline_scorer.score([prompt], [response], criteria="security")
     assert by_marker == pytest.approx(want, abs=TOLERANCE)
     assert by_prompt == pytest.approx(want, abs=TOLERANCE)
-    assert server.service.health()["counters"]["policy_system_turns_dropped"] == 2
+    assert server.service.health()["counters"]["policy_system_turns_replaced"] == 2
 
 
 def test_rerender_of_a_policy_string_from_a_qwen3_style_template_equals_direct_scoring(start_server, offline_scorer):

@@ -24,11 +24,12 @@ def chatml() -> QuerySplitter:
     return QuerySplitter(QWEN_ASSISTANT_MARKER, DEFAULT_END_MARKERS)
 
 
-def test_chatml_query_splits_on_the_last_assistant_header_and_drops_the_policy_system_turn(chatml):
+def test_chatml_query_splits_on_the_last_assistant_header_and_keeps_the_policy_system_turn(chatml):
+    """The split keeps every turn; whether the system turn gives way is the service's one rule (criteria or not)."""
     split = chatml.split(CHATML, None, "query[0]")
-    assert split.turns == [{"role": "user", "content": "Write f."}]
+    assert [turn["role"] for turn in split.turns] == ["system", "user"]
+    assert split.turns[1] == {"role": "user", "content": "Write f."}
     assert split.response == "def f():\n    return 1"
-    assert split.dropped_system
 
 
 def test_prompts_sent_by_the_caller_give_the_split_point_even_when_the_response_quotes_the_marker(chatml):
@@ -47,7 +48,6 @@ def test_multi_turn_prompts_keep_every_turn_in_order(chatml):
     )
     split = chatml.split(query, None, "query[0]")
     assert [t["content"] for t in split.turns] == ["A", "B", "C"] and split.response == "D"
-    assert not split.dropped_system
 
 
 def test_a_llama_marker_splits_llama_formatted_queries():

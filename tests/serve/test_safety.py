@@ -44,17 +44,15 @@ def error_of(answer: httpx.Response, status: int) -> dict:
         ("/v1/score", {**GOOD, "criteria": ["security", "sh"]}, "criteria[1]", "asked for twice"),
         (
             "/v1/score",
-            {
-                "items": [
-                    {
-                        "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}],
-                        "response": "r",
-                    }
-                ],
-                "criteria": "security",
-            },
-            "items[0].messages[0]",
-            "system message",
+            {"items": [{"messages": [{"role": "system", "content": "S"}], "response": "r"}], "criteria": "security"},
+            "items[0].messages",
+            "only system turns",
+        ),
+        (
+            "/v1/score",
+            {"items": [{"messages": [{"role": "user", "content": [{"type": "image_url"}]}], "response": "r"}]},
+            "items[0].messages[0].content",
+            "content part 0",
         ),
     ],
 )

@@ -15,8 +15,8 @@ from typing import Annotated
 
 from themis_rm.config import validate_config
 from themis_rm.errors import MissingExtraError
-from themis_rm.serve.errors import install_error_handlers
 from themis_rm.serve.guards import BearerAuth, BodyLimit
+from themis_rm.serve.handlers import install_error_handlers
 from themis_rm.serve.metrics import MetricsMiddleware
 from themis_rm.serve.protocol import (
     ClassifyRequest,
@@ -91,12 +91,12 @@ async def classify(body: ClassifyRequest, service: Service) -> ClassifyResponse:
     return ClassifyResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid)
 
 
+@router.post("/v1/rewards")
 @router.post("/v1/score")
 async def score(body: ScoreItemsRequest, service: Service) -> ScoreItemsResponse:
     """Structured items under one or several criteria in one call."""
     scored = await service.score_items([item.to_request() for item in body.items], body.criteria)
-    model = service.settings.model_name
-    return ScoreItemsResponse.of(model, scored.labels, scored.rewards, scored.truncated_tokens, scored.tokens)
+    return ScoreItemsResponse.of(service.settings.model_name, scored)
 
 
 @router.get("/health")

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from scipy.special import expit
 
+from themis_rm.conversation import text_content
 from themis_rm.errors import MissingExtraError
 from themis_rm.pairs import ScoreRequest
+
+if TYPE_CHECKING:
+    from themis_rm.serve.service import CriteriaScored
 
 try:
     from pydantic import (
@@ -159,11 +163,22 @@ class ClassifyResponse(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------- /v1/score
+def _join_parts(value: Any) -> Any:
+    """Text parts (and ``None``) become one string; anything else is left for ``StrictStr`` to judge."""
+    return text_content(value) if value is None or isinstance(value, list) else value
+
+
+TextContent = Annotated[StrictStr, BeforeValidator(_join_parts)]
+"""A string, or a list of text parts joined (:func:`themis_rm.conversation.text_content`)."""
+
+
 class ChatTurn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One turn: its role and text; other keys (``name``, ``tool_calls``, ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
 
     role: StrictStr
-    content: StrictStr
+    content: TextContent = ""
 
 
 class ScoreItem(BaseModel):
@@ -173,7 +188,7 @@ class ScoreItem(BaseModel):
 
     prompt: StrictStr | None = None
     messages: list[ChatTurn] | None = Field(None, min_length=1)
-    response: StrictStr
+    response: TextContent
 
     @model_validator(mode="after")
     def _one_prompt(self) -> ScoreItem:
@@ -201,6 +216,7 @@ class ItemResult(BaseModel):
     index: int
     scores: dict[str, float]  # criteria label (``Security_Hardness``, ``Full``, ``none``) -> raw reward
     truncated_tokens: int
+    replaced_system_turn: bool  # the item's system turn gave way to the criterion prompt
 
 
 class ScoreItemsResponse(BaseModel):
@@ -210,9 +226,14 @@ class ScoreItemsResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, labels: list[str], rewards: np.ndarray, truncated: list[int], tokens: int):
+    def of(cls, model: str, scored: CriteriaScored) -> ScoreItemsResponse:
         results = [
-            ItemResult(index=i, scores=dict(zip(labels, row.tolist(), strict=True)), truncated_tokens=truncated[i])
-            for i, row in enumerate(rewards)
+            ItemResult(
+                index=i,
+                scores=dict(zip(scored.labels, row.tolist(), strict=True)),
+                truncated_tokens=scored.truncated_tokens[i],
+                replaced_system_turn=scored.replaced_system[i],
+            )
+            for i, row in enumerate(scored.rewards)
         ]
-        return cls(model=model, criteria=labels, results=results, usage=Usage.of(tokens))
+        return cls(model=model, criteria=scored.labels, results=results, usage=Usage.of(scored.tokens))

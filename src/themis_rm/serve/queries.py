@@ -34,11 +34,10 @@ _EMPTY_THINK = re.compile(r"\A\s*<think>\s*</think>\s*")
 
 @dataclass(frozen=True)
 class SplitQuery:
-    """One policy string taken apart: its prompt turns (system turns removed) and the response text."""
+    """One policy string taken apart: its prompt turns (the policy's system turn included) and the response."""
 
     turns: list[Message]
     response: str
-    dropped_system: bool
 
 
 class QuerySplitter:
@@ -74,11 +73,10 @@ class QuerySplitter:
             prompt_text, response = query[:at], query[at + len(self.assistant_marker) :]
         prompt_text = prompt_text.removesuffix(self.assistant_marker)
         turns = self._turns(prompt_text)
-        kept = [turn for turn in turns if turn["role"] != "system"]
-        if not any(turn["role"] == "user" for turn in kept):
+        if not any(turn["role"] == "user" for turn in turns):
             raise RequestFieldError(param, "has no user turn before the response (cannot re-render it)")
         response = _EMPTY_THINK.sub("", self._strip_end(response), count=1)
-        return SplitQuery(kept, response, dropped_system=len(kept) < len(turns))
+        return SplitQuery(turns, response)
 
     def _turns(self, text: str) -> list[Message]:
         headers = list(self._header.finditer(text))

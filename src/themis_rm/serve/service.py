@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from themis_rm.conversation import SystemOnlyConversationError, criterion_requests
 from themis_rm.errors import CriteriaError, PromptTooLongError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import ScoreRequest
@@ -54,6 +55,7 @@ class CriteriaScored:
     rewards: np.ndarray  # (items, criteria), float64
     truncated_tokens: list[int]
     tokens: int
+    replaced_system: list[bool]  # the item's own system turn gave way to the criterion prompt
 
 
 class RewardService:
@@ -132,11 +134,11 @@ class RewardService:
         """Score every item under each criteria spec (``["security", "runtime"]`` gives two scores per item)."""
         specs = criteria or [self.settings.criteria]
         self._check_count(len(requests) * len(specs), "items")
-        labels, rendered = self._render_items(requests, specs)
+        labels, rendered, replaced = self._render_items(requests, specs)
         scored = await self._score(rendered)
         rewards = np.asarray(scored.rewards).reshape(len(specs), len(requests)).T
         truncated = np.asarray(scored.truncated_tokens).reshape(len(specs), len(requests)).max(axis=0)
-        return CriteriaScored(labels, rewards, truncated.tolist(), scored.tokens)
+        return CriteriaScored(labels, rewards, truncated.tolist(), scored.tokens, replaced)
 
     def health(self) -> dict:
         """Readiness, queue and every counter (batcher drops, service counters, engine work)."""
@@ -196,32 +198,37 @@ class RewardService:
         return sequences
 
     def _render_queries(self, queries: Sequence[str], prompts: Sequence[str] | None) -> list[RenderedSequence]:
-        requests = []
-        for i, query in enumerate(queries):
-            split = self.splitter.split(query, prompts[i] if prompts else None, f"query[{i}]")
-            self.counters["policy_system_turns_dropped"] += split.dropped_system
-            requests.append(ScoreRequest(split.turns, split.response, self.get_reward_system))
+        splits = [self.splitter.split(q, prompts[i] if prompts else None, f"query[{i}]") for i, q in enumerate(queries)]
+        requests, replaced = criterion_requests(
+            [s.turns for s in splits], [s.response for s in splits], self.get_reward_system
+        )  # never system-only: the splitter requires a user turn
+        self.counters["policy_system_turns_replaced"] += sum(replaced)
         return self._render_requests(requests, "query")
 
     def _render_items(
         self, requests: Sequence[ScoreRequest], specs: Sequence[str]
-    ) -> tuple[list[str], list[RenderedSequence]]:
-        """Every item under every spec, spec-major, and each spec's canonical label."""
+    ) -> tuple[list[str], list[RenderedSequence], list[bool]]:
+        """Every item under every spec, spec-major; each spec's canonical label; which items had their system
+        turn replaced by a criterion prompt (:mod:`themis_rm.conversation`'s rule)."""
         labels: list[str] = []
         all_requests = []
+        replaced = [False] * len(requests)
+        prompts, responses = [r.prompt for r in requests], [r.response for r in requests]
         for j, spec in enumerate(specs):
             label, system = self._resolve(spec, f"criteria[{j}]")
             if label in labels:
                 raise RequestFieldError(f"criteria[{j}]", f"repeats {label} (asked for twice)")
             labels.append(label)
-            for i, request in enumerate(requests):
-                if system is not None and not isinstance(request.prompt, str) and request.prompt[0]["role"] == "system":
-                    raise RequestFieldError(
-                        f"items[{i}].messages[0]",
-                        f"is a system message, but criteria {label} bring their own; drop it or ask for criteria none",
-                    )
-                all_requests.append(ScoreRequest(request.prompt, request.response, system))
-        return labels, self._render_requests(all_requests, "items", modulo=len(requests))
+            try:
+                under, replaced_here = criterion_requests(prompts, responses, system)
+            except SystemOnlyConversationError as exc:
+                raise RequestFieldError(
+                    f"items[{exc.index}].messages", f"has only system turns; {label} replace them"
+                ) from exc
+            all_requests += under
+            replaced = [a or b for a, b in zip(replaced, replaced_here, strict=True)]
+        self.counters["policy_system_turns_replaced"] += sum(replaced)
+        return labels, self._render_requests(all_requests, "items", modulo=len(requests)), replaced
 
     def _resolve(self, spec: str, param: str) -> tuple[str, str | None]:
         try:
