@@ -6,6 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.themis-installed
+# RL frameworks whose released client code the integration tests run, without their GPU dependency pins (see the
+# rl-clients extra in pyproject.toml for what their client modules import).
+RL_CLIENTS := openrlhf==0.11.2 verl==0.9.1
 export HF_HUB_OFFLINE ?= 1
 export THEMIS_SHARED ?= ../shared
 # The demo uses the official strings when the shared copy is present, else falls back to our own wording.
@@ -18,6 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps $(RL_CLIENTS)
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from conftest import JUDGE_SCRIPTS as SCRIPTS
+from tests.conftest import JUDGE_SCRIPTS as SCRIPTS
+
 from themis_rm.errors import ThemisInputError
 from themis_rm.pairs import ScoreRequest
 from themis_rm.scoring.judge import (

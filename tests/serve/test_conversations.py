@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from tests.serve.test_app import POOL, TOLERANCE, client
 
 from themis_rm.conversation import plain_turns, text_content, without_system
