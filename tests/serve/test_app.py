@@ -56,7 +56,7 @@ def test_64_concurrent_clients_get_their_own_offline_scores(start_server, offlin
                 if (c + k) % 3 == 0:
                     body = {"items": [{"prompt": POOL[i][0], "response": POOL[i][1]}, {"prompt": POOL[j][0],
                             "response": POOL[j][1]}], "criteria": ["none", "security"]}  # fmt: skip
-                    answer = (await http.post("/v1/score", json=body)).raise_for_status().json()
+                    answer = (await http.post("/v1/rewards", json=body)).raise_for_status().json()
                     for index, result in zip((i, j), answer["results"], strict=True):
                         pairs += [(result["scores"][label], expected[label][index]) for label in expected]
                 elif (c + k) % 3 == 1:
@@ -148,9 +148,9 @@ def test_v1_score_answers_several_criteria_per_item_in_one_call(start_server, of
     items = [{"prompt": pairs[0][0], "response": pairs[0][1]}]
     items += [{"messages": [{"role": "user", "content": p}], "response": r} for p, r in pairs[1:]]
     with client(server) as http:
-        separate = http.post("/v1/score", json={"items": items, "criteria": ["security", "runtime"]}).json()
-        combined = http.post("/v1/score", json={"items": items, "criteria": "security,runtime"}).json()
-        full = http.post("/v1/score", json={"items": items[:1], "criteria": "full"}).json()
+        separate = http.post("/v1/rewards", json={"items": items, "criteria": ["security", "runtime"]}).json()
+        combined = http.post("/v1/rewards", json={"items": items, "criteria": "security,runtime"}).json()
+        full = http.post("/v1/rewards", json={"items": items[:1], "criteria": "full"}).json()
     assert separate["criteria"] == ["Security_Hardness", "Runtime_Efficiency"]
     for label, spec in (("Security_Hardness", "security"), ("Runtime_Efficiency", "runtime")):
         got = [result["scores"][label] for result in separate["results"]]
@@ -168,7 +168,7 @@ def test_long_raw_strings_keep_their_end_and_report_the_cut(start_server, offlin
     server = start_server()
     text = rendered(offline_scorer, "Write f.", "x = 1\n" * 400)
     with client(server) as http:
-        answer = http.post("/v1/score", json={"items": [{"prompt": "Write f.", "response": "x = 1\n" * 400}]})
+        answer = http.post("/v1/rewards", json={"items": [{"prompt": "Write f.", "response": "x = 1\n" * 400}]})
         raw = http.post("/classify", json={"input": text, "use_activation": False})
     assert answer.json()["results"][0]["truncated_tokens"] > 0
     ids = offline_scorer.loaded.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -18,7 +18,7 @@ def client(server, **headers) -> httpx.Client:
 
 
 def still_answers(http: httpx.Client) -> None:
-    answer = http.post("/v1/score", json=GOOD)
+    answer = http.post("/v1/rewards", json=GOOD)
     assert answer.status_code == 200, answer.text
 
 
@@ -36,20 +36,20 @@ def error_of(answer: httpx.Response, status: int) -> dict:
         ("/get_reward", {"query": ["a", "b"], "prompts": ["a"]}, "prompts", "2 queries"),
         ("/classify", {"input": {"text": "x"}}, "input", "valid list"),
         ("/classify", {"input": "x", "activation": "yes"}, "activation", "valid boolean"),
-        ("/v1/score", {"items": [{"prompt": "p", "response": 3}]}, "items[0].response", "valid string"),
-        ("/v1/score", {"items": [{"prompt": "p", "respnse": "r"}]}, "items[0].response", "required"),
-        ("/v1/score", {"items": [{"response": "r"}]}, "items[0]", "exactly one of"),
-        ("/v1/score", {"items": []}, "items", "at least 1"),
-        ("/v1/score", {**GOOD, "criteria": ["security", "bogus"]}, "criteria[1]", "unknown criterion 'bogus'"),
-        ("/v1/score", {**GOOD, "criteria": ["security", "sh"]}, "criteria[1]", "asked for twice"),
+        ("/v1/rewards", {"items": [{"prompt": "p", "response": 3}]}, "items[0].response", "valid string"),
+        ("/v1/rewards", {"items": [{"prompt": "p", "respnse": "r"}]}, "items[0].response", "required"),
+        ("/v1/rewards", {"items": [{"response": "r"}]}, "items[0]", "exactly one of"),
+        ("/v1/rewards", {"items": []}, "items", "at least 1"),
+        ("/v1/rewards", {**GOOD, "criteria": ["security", "bogus"]}, "criteria[1]", "unknown criterion 'bogus'"),
+        ("/v1/rewards", {**GOOD, "criteria": ["security", "sh"]}, "criteria[1]", "asked for twice"),
         (
-            "/v1/score",
+            "/v1/rewards",
             {"items": [{"messages": [{"role": "system", "content": "S"}], "response": "r"}], "criteria": "security"},
             "items[0].messages",
             "only system turns",
         ),
         (
-            "/v1/score",
+            "/v1/rewards",
             {"items": [{"messages": [{"role": "user", "content": [{"type": "image_url"}]}], "response": "r"}]},
             "items[0].messages[0].content",
             "content part 0",
@@ -83,17 +83,17 @@ def test_oversized_bodies_and_too_many_items_get_413(start_server):
         still_answers(http)
         assert "--max-items-per-request" in error_of(http.post("/classify", json={"input": ["a"] * 5}), 413)["message"]
         criteria_times_items = {"items": GOOD["items"] * 3, "criteria": ["security", "runtime"]}
-        assert "6 sequences" in error_of(http.post("/v1/score", json=criteria_times_items), 413)["message"]
+        assert "6 sequences" in error_of(http.post("/v1/rewards", json=criteria_times_items), 413)["message"]
         still_answers(http)
 
 
 def test_api_key_is_required_except_for_health(start_server):
     server = start_server(api_key="s3cret")
     with client(server) as anonymous, client(server, authorization="Bearer wrong") as wrong:
-        answer = anonymous.post("/v1/score", json=GOOD)
+        answer = anonymous.post("/v1/rewards", json=GOOD)
         assert error_of(answer, 401)["type"] == "unauthorized"
         assert answer.headers["www-authenticate"].startswith("Bearer")
-        error_of(wrong.post("/v1/score", json=GOOD), 401)
+        error_of(wrong.post("/v1/rewards", json=GOOD), 401)
         error_of(anonymous.get("/metrics"), 401)
         assert anonymous.get("/health").status_code == 200
     with client(server, authorization="Bearer s3cret") as http:
@@ -111,11 +111,11 @@ def test_a_full_queue_answers_503_or_429_with_retry_after_then_recovers(start_se
 
     async def main():
         async with httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as http:
-            first = asyncio.create_task(http.post("/v1/score", json=GOOD))
+            first = asyncio.create_task(http.post("/v1/rewards", json=GOOD))
             assert await asyncio.to_thread(entered.wait, 10)  # the model is busy with the first request
-            queued = [asyncio.create_task(http.post("/v1/score", json=GOOD)) for _ in range(2)]
+            queued = [asyncio.create_task(http.post("/v1/rewards", json=GOOD)) for _ in range(2)]
             await _wait_for(lambda: server.service.batcher.queued == 2)
-            refused = await http.post("/v1/score", json=GOOD)
+            refused = await http.post("/v1/rewards", json=GOOD)
             release.set()
             return refused, await asyncio.gather(first, *queued)
 
@@ -131,7 +131,7 @@ def test_a_request_past_its_timeout_gets_503_with_retry_after(start_server, mode
     hook, _, release = model_gate
     server = start_server(before_batch=hook, request_timeout_s=0.5, retry_after_s=3)
     with client(server) as http:
-        answer = http.post("/v1/score", json=GOOD)
+        answer = http.post("/v1/rewards", json=GOOD)
         release.set()
         assert error_of(answer, 503)["type"] == "unavailable" and answer.headers["retry-after"] == "3"
         still_answers(http)
@@ -145,7 +145,7 @@ def test_graceful_shutdown_answers_every_in_flight_request(start_server, model_g
 
     def post() -> None:
         with client(server) as http:
-            answers.append(http.post("/v1/score", json=GOOD))
+            answers.append(http.post("/v1/rewards", json=GOOD))
 
     posters = [threading.Thread(target=post) for _ in range(3)]
     for poster in posters:

@@ -15,7 +15,8 @@ from themis_rm.serve.settings import ENV_PREFIX, ServeSettings
 
 
 def _serve(settings: ServeSettings) -> None:
-    """Serve rewards over HTTP to RL loops: /get_reward (OpenRLHF), /classify (verl), /v1/score, /metrics."""
+    """Serve rewards over HTTP to RL loops: /get_reward (OpenRLHF), /classify (verl), vLLM's /score and /rerank,
+    /v1/rewards, /metrics."""
     try:
         import uvicorn
 

@@ -1,4 +1,5 @@
-"""Reward server for RL loops: OpenRLHF ``/get_reward``, vLLM-style ``/classify``, structured ``/v1/score``.
+"""Reward server for RL loops: OpenRLHF ``/get_reward``, vLLM's pooling API (``/classify``, ``/score``, ...),
+structured ``/v1/rewards``.
 
 Public API (imported on first use, so ``themis --help`` loads without the ``serve`` extra)::
 

@@ -1,7 +1,8 @@
 """The FastAPI app: thin routes over one :class:`RewardService`, built once by :func:`create_app`.
 
-Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /classify`` (vLLM-style, as verl calls it), ``POST /v1/score``
-(structured, several criteria per call), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
+Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /v1/rewards`` (structured, several criteria per call), vLLM's
+pooling API (``/classify`` as verl calls it, ``/score``, ``/rerank``, ``/pooling``, ``GET /v1/models``; in
+:mod:`.vllm_routes`), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
 first: metrics -> bearer token (401) -> body limit (413) -> routing and JSON validation (422) -> the service
 (413 too many items, 503 (or 429) queue full, 503 shutting down or timed out). Nothing from a request is ever executed:
 templates are the reward model's own, and policy strings are only split on plain-string markers.
@@ -15,12 +16,11 @@ from typing import Annotated
 
 from themis_rm.config import validate_config
 from themis_rm.errors import MissingExtraError
+from themis_rm.serve import vllm_routes
 from themis_rm.serve.guards import BearerAuth, BodyLimit
 from themis_rm.serve.handlers import install_error_handlers
 from themis_rm.serve.metrics import MetricsMiddleware
 from themis_rm.serve.protocol import (
-    ClassifyRequest,
-    ClassifyResponse,
     GetRewardRequest,
     GetRewardResponse,
     ScoreItemsRequest,
@@ -60,6 +60,7 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     app.state.service = service
     install_error_handlers(app, settings.retry_after_s, service.metrics.reject, settings.queue_full_status)
     app.include_router(router)
+    app.include_router(vllm_routes.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, count_reject=service.metrics.reject)
     if settings.api_key is not None:
         app.add_middleware(BearerAuth, api_key=settings.api_key.get_secret_value(), count_reject=service.metrics.reject)
@@ -83,17 +84,8 @@ async def get_reward(body: GetRewardRequest, service: Service) -> GetRewardRespo
     return GetRewardResponse.of(scored.rewards)
 
 
-@router.post("/classify")
-async def classify(body: ClassifyRequest, service: Service) -> ClassifyResponse:
-    """vLLM-style classify (what verl's reward loop posts): ``probs[0]`` is sigmoid(reward), or the raw reward with
-    ``use_activation: false`` (what verl sends); the tokenizer's BOS is added unless ``add_special_tokens: false``."""
-    scored = await service.classify(body.input, body.add_special_tokens, body.max_tokens)
-    return ClassifyResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid)
-
-
 @router.post("/v1/rewards")
-@router.post("/v1/score")
-async def score(body: ScoreItemsRequest, service: Service) -> ScoreItemsResponse:
+async def rewards(body: ScoreItemsRequest, service: Service) -> ScoreItemsResponse:
     """Structured items under one or several criteria in one call."""
     scored = await service.score_items([item.to_request() for item in body.items], body.criteria)
     return ScoreItemsResponse.of(service.settings.model_name, scored)

@@ -17,7 +17,22 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("prometheus-client", "serve") from exc
 
-ENDPOINTS = frozenset({"/get_reward", "/classify", "/v1/score", "/health", "/metrics"})
+ENDPOINTS = frozenset(
+    {
+        "/get_reward",
+        "/v1/rewards",
+        "/classify",
+        "/pooling",
+        "/score",
+        "/v1/score",
+        "/rerank",
+        "/v1/rerank",
+        "/v2/rerank",
+        "/v1/models",
+        "/health",
+        "/metrics",
+    }
+)  # a path label each; any other path is counted as "other", so a scanner cannot grow the label set
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 

@@ -1,22 +1,22 @@
-"""Request and response schemas of every endpoint (pydantic); the routes only validate, call, and answer.
+"""Schemas of the themis-shaped endpoints (OpenRLHF's ``/get_reward``, the structured ``/v1/rewards``); the routes
+only validate, call, and answer.
 
 One valid request per endpoint::
 
     POST /get_reward {"query": ["<|im_start|>user\\nWrite f.<|im_end|>\\n<|im_start|>assistant\\ndef f(): ..."],
                       "prompts": ["<|im_start|>user\\nWrite f.<|im_end|>\\n<|im_start|>assistant\\n"]}
-    POST /classify   {"model": "themis", "input": "<rendered conversation>", "activation": false}
-    POST /v1/score   {"items": [{"prompt": "Write f.", "response": "def f(): ..."}],
+    POST /v1/rewards {"items": [{"prompt": "Write f.", "response": "def f(): ..."}],
                       "criteria": ["security", "runtime"]}
 
+The vLLM-shaped endpoints (``/classify``, ``/score``, ``/rerank``, ``/pooling``) are in :mod:`.vllm_protocol`.
 Strings are strict (a number where a string belongs is a 422 naming the field, never silently converted). The
 OpenRLHF and vLLM shapes ignore unknown fields (``labels``, ``user``, ...), as their clients send extras; the
-structured ``/v1/score`` refuses them, so a misspelt field is reported instead of ignored.
+structured ``/v1/rewards`` refuses them at the item and request level, so a misspelt field is reported instead of
+ignored (unknown keys of a chat turn are ignored, by the conversation rule).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -36,8 +36,6 @@ try:
         BeforeValidator,
         ConfigDict,
         Field,
-        StrictBool,
-        StrictInt,
         StrictStr,
         model_validator,
     )
@@ -51,21 +49,6 @@ def _as_list(value: Any) -> Any:
 
 
 StrOrList = Annotated[list[StrictStr], BeforeValidator(_as_list)]
-
-
-def _is_ids(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(type(x) is int for x in value)
-
-
-def _classify_inputs(value: Any) -> list[str] | list[list[int]]:
-    """vLLM's classify ``input``: a string, a list of strings, token ids, or a list of token-id lists."""
-    value = [value] if isinstance(value, str) or _is_ids(value) else value
-    if isinstance(value, list) and (all(isinstance(x, str) for x in value) or all(_is_ids(x) for x in value)):
-        return value
-    raise ValueError("Input should be a valid list of strings, or token ids (a list of ints, or a list of those)")
-
-
-ClassifyInput = Annotated[Any, BeforeValidator(_classify_inputs)]
 
 
 class Usage(BaseModel):
@@ -101,68 +84,7 @@ class GetRewardResponse(BaseModel):
         return cls(rewards=rewards, scores=expit(np.asarray(rewards, dtype=np.float64)).tolist())
 
 
-# --------------------------------------------------------------------------------------------- /classify
-class ClassifyRequest(BaseModel):
-    """vLLM's classify API: what verl sends (``model``, ``input``, ``activation``/``use_activation``), token-id
-    inputs and ``truncate_prompt_tokens`` (honoured: the last k tokens, the BOS kept in front)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: StrictStr | None = None  # accepted and echoed; this server has one model
-    input: ClassifyInput = Field(min_length=1)  # token ids are scored as given (no special tokens added)
-    activation: StrictBool | None = None  # vLLM < 0.11.2
-    use_activation: StrictBool | None = None  # vLLM >= 0.11.2
-    add_special_tokens: StrictBool = True  # vLLM's default: verl strips the BOS of its rendered text for it
-    truncate_prompt_tokens: StrictInt | None = Field(None, ge=-1)  # keep the last k tokens; -1: the server's budget
-
-    @model_validator(mode="after")
-    def _check_truncate(self) -> ClassifyRequest:
-        if self.truncate_prompt_tokens == 0:
-            raise ValueError("truncate_prompt_tokens must be >= 1, or -1 for the server's --max-length")
-        return self
-
-    @property
-    def max_tokens(self) -> int | None:
-        """The request's own token budget (None or -1: the server's)."""
-        return None if self.truncate_prompt_tokens in (None, -1) else self.truncate_prompt_tokens
-
-    @property
-    def sigmoid(self) -> bool:
-        """vLLM's default: the activation (a sigmoid) unless the caller turns it off, as verl always does."""
-        for choice in (self.use_activation, self.activation):
-            if choice is not None:
-                return choice
-        return True
-
-
-class ClassifyData(BaseModel):
-    index: int
-    label: str = "LABEL_0"
-    probs: list[float]
-    num_classes: int = 1
-
-
-class ClassifyResponse(BaseModel):
-    id: str
-    object: str = "list"
-    created: int
-    model: str
-    data: list[ClassifyData]
-    usage: Usage
-
-    @classmethod
-    def of(cls, model: str, rewards: list[float], tokens: int, sigmoid: bool) -> ClassifyResponse:
-        values = expit(np.asarray(rewards, dtype=np.float64)).tolist() if sigmoid else rewards
-        return cls(
-            id=f"classify-{uuid.uuid4().hex}",
-            created=int(time.time()),
-            model=model,
-            data=[ClassifyData(index=i, probs=[value]) for i, value in enumerate(values)],
-            usage=Usage.of(tokens),
-        )
-
-
-# --------------------------------------------------------------------------------------------- /v1/score
+# ------------------------------------------------------------------------------------------- /v1/rewards
 def _join_parts(value: Any) -> Any:
     """Text parts (and ``None``) become one string; anything else is left for ``StrictStr`` to judge."""
     return text_content(value) if value is None or isinstance(value, list) else value

@@ -64,7 +64,8 @@ class ServeSettings:
     model: str | None = setting(None, "Reward model: hub id or local directory.", required=True)
     criteria: str = setting(
         "none",
-        "Criteria of /get_reward (with --rerender) and the default of /v1/score: a name or alias (runtime, "
+        "Criteria of every conversation the server renders (/get_reward with --rerender, /score, /rerank, chat "
+        "/classify) and the default of /v1/rewards: a name or alias (runtime, "
         "security, ...), a comma list, 'full' or 'none'.",
     )
     prompt_pack: str | None = setting(None, PROMPT_PACK_HELP, deprecated=("--prompts",))
@@ -97,7 +98,9 @@ class ServeSettings:
         "process list).",
         secret=True,
     )
-    served_model_name: str | None = setting(None, "Model name echoed by /classify and /v1/score (default: --model).")
+    served_model_name: str | None = setting(
+        None, "Model name the answers echo and /v1/models lists (default: --model)."
+    )
     log_level: str = setting("warning", "uvicorn log level: critical, error, warning, info, debug.", choices=LOG_LEVELS)
     # ---------------------------------------------------------------------------------- /get_reward
     rerender: bool | None = setting(
@@ -166,7 +169,7 @@ class ServeSettings:
             yield (
                 f"--criteria {self.criteria} with --no-rerender: /get_reward receives strings the policy already "
                 "formatted, so a criterion prompt can only be added by re-rendering them; drop --no-rerender (or "
-                "pass criteria per request to /v1/score and keep --criteria none)"
+                "pass criteria per request to /v1/rewards and keep --criteria none)"
             )
         if "assistant" not in self.assistant_marker:
             yield f"--assistant-marker must contain 'assistant', got {self.assistant_marker!r}"
