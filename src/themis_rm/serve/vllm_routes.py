@@ -1,6 +1,6 @@
 """Routes of vLLM's pooling API (:mod:`.vllm_protocol`): what a vLLM-written client posts, answered as vLLM would.
 
-``/v1/score`` also still takes the structured body it took before 0.3 (``{"items": [{...}], "criteria"}``, now
+``/v1/score`` also still takes the structured body it took in 0.1.0 (``{"items": [{...}], "criteria"}``, now
 ``/v1/rewards``): a body with ``items`` and no ``queries`` is that one, answered as before with a ``Deprecation``
 header pointing to ``/v1/rewards``.
 """
