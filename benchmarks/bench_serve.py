@@ -16,7 +16,7 @@ bounded by ``--requests`` and ``--max-seconds``.
 
     .venv/bin/python benchmarks/bench_serve.py --requests 640 --repeats 2                 # code-length responses
     .venv/bin/python benchmarks/bench_serve.py --requests 640 --repeats 2 --max-lines 8   # short responses
-    .venv/bin/python benchmarks/bench_serve.py --criteria full --prompts PACK --max-length 2048  # Themis criteria
+    .venv/bin/python benchmarks/bench_serve.py --criteria full --prompt-pack PACK --max-length 2048  # Themis criteria
 
 With ``--criteria``, every rollout must be scored under the criterion system prompt (Themis-RM's setting):
 ``themis`` gets the policy-formatted query and re-renders it (``--rerender --criteria``, engine ``auto``, so the
@@ -281,7 +281,9 @@ def main() -> None:
     )
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--criteria", default="none", help="score every rollout under these criteria (e.g. full)")
-    parser.add_argument("--prompts", help="prompt pack for --criteria (default: the official Themis strings)")
+    parser.add_argument(
+        "--prompt-pack", "--prompts", dest="prompts", help="prompt pack for --criteria (default: the official strings)"
+    )
     parser.add_argument("--group-size", type=int, default=1, help="rollouts per task prompt (GRPO-style groups)")
     parser.add_argument("--engine", default="auto", help="themis: --engine (server default auto)")
     parser.add_argument("--max-wait-ms", type=float, default=0.0, help="themis: batching window (server default)")

@@ -44,10 +44,15 @@ def test_score_applies_the_servers_criteria_and_refuses_unpaired_lists(start_ser
         got = http.post("/score", json={"queries": PROMPT, "documents": DOCS[:2], "use_activation": False}).json()
         unpaired = http.post("/score", json={"queries": [PROMPT] * 2, "documents": DOCS[:3]})
         truncating = http.post("/score", json={"queries": PROMPT, "documents": DOCS[:1], "truncate_prompt_tokens": 8})
+        instructed = http.post("/score", json={"queries": PROMPT, "documents": DOCS[:1], "instruction": "Judge it."})
+        parts = {"content": [{"type": "text", "text": PROMPT}]}  # vLLM's ScoreInput as content parts
+        as_parts = http.post("/score", json={"queries": parts, "documents": DOCS[:2], "use_activation": False}).json()
     want = offline_scorer.score([PROMPT] * 2, DOCS[:2], criteria="security")
     np.testing.assert_allclose([d["score"] for d in got["data"]], want, atol=TOLERANCE)
-    assert "2 queries for 3 documents" in error_of(unpaired, 422)["message"]
+    assert "1:1, 1:N or N:N; got 2 queries for 3 documents" in error_of(unpaired, 422)["message"]
     assert "truncate_prompt_tokens applies to 'input' only" in error_of(truncating, 422)["message"]
+    assert "instruction is not supported" in error_of(instructed, 422)["message"]
+    assert [d["score"] for d in as_parts["data"]] == [d["score"] for d in got["data"]]
 
 
 def test_the_old_structured_body_on_v1_score_still_answers_and_points_to_v1_rewards(start_server, offline_scorer):
@@ -75,7 +80,8 @@ def test_rerank_orders_candidate_responses_by_reward(start_server, offline_score
             np.testing.assert_allclose(
                 [r["relevance_score"] for r in answer["results"]], sigmoid([want[i] for i in order[:2]]), atol=TOLERANCE
             )
-            assert answer["id"].startswith("rerank-") and answer["usage"]["total_tokens"] > 0
+            assert answer["id"].startswith("score-") and answer["usage"]["total_tokens"] > 0  # as vLLM names them
+            assert answer["results"][0]["document"]["multi_modal"] is None
         every = http.post("/rerank", json={"query": PROMPT, "documents": DOCS, "use_activation": False}).json()
     assert [r["index"] for r in every["results"]] == order  # top_n 0: all
     np.testing.assert_allclose(
@@ -91,13 +97,14 @@ def test_classify_and_pooling_take_the_chat_form(start_server, offline_scorer):
     with client(server) as http:
         chat = http.post("/classify", json={"model": "rm", "messages": messages, "use_activation": False}).json()
         chat_default = http.post("/classify", json={"messages": messages}).json()
-        pooled_text = http.post("/pooling", json={"model": "rm", "input": text}).json()
-        pooled_chat = http.post("/pooling", json={"messages": messages}).json()
+        pooled_text = http.post("/pooling", json={"model": "rm", "input": text, "use_activation": False}).json()
+        pooled_chat = http.post("/pooling", json={"messages": messages}, headers={"X-Request-Id": "rollout-7"}).json()
     assert chat["data"][0]["probs"][0] == pytest.approx(want, abs=TOLERANCE)
     assert chat_default["data"][0]["probs"][0] == pytest.approx(sigmoid([want])[0], abs=TOLERANCE)
-    assert pooled_text["id"].startswith("pool-") and pooled_text["data"][0]["object"] == "pooling"
-    assert pooled_text["data"][0]["data"] == pytest.approx([want], abs=TOLERANCE)  # raw: the reward pooler's output
-    assert pooled_chat["data"][0]["data"] == pytest.approx([want], abs=TOLERANCE)
+    assert pooled_text["id"].startswith("pooling-") and pooled_text["data"][0]["object"] == "pooling"
+    assert pooled_text["data"][0]["data"] == pytest.approx([want], abs=TOLERANCE)
+    assert pooled_chat["data"][0]["data"] == pytest.approx(sigmoid([want]), abs=TOLERANCE)  # vLLM's classify pooler
+    assert pooled_chat["id"] == "pooling-rollout-7"  # the caller's request id, as vLLM echoes it
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,11 @@
 against vLLM (verl's reward loop, a reranking script) works unchanged; unknown fields are ignored, as vLLM ignores
 them.
 
-A reward model has one label, so every answer carries one number per sequence: the raw reward, or its sigmoid where
-vLLM applies its activation by default (``/classify``, ``/score``, ``/rerank``; ``use_activation: false`` or the
-older ``activation: false`` turns it off). What the server renders itself (``messages``, score and rerank pairs) goes
+Read from vLLM 0.34.0's ``vllm/entrypoints/pooling/`` (and the sdists back to 0.11.0 for the older field names). A
+reward model has one label, so every answer carries one number per sequence: its sigmoid, which is what vLLM's
+classify pooler gives a one-label model, or the raw reward with ``use_activation: false`` (also the older
+``activation``/``softmax``, which vLLM >= 0.16 no longer reads). Response ids carry the request's ``X-Request-Id``,
+as vLLM's do. What the server renders itself (``messages``, score and rerank pairs) goes
 through the reward model's own template under the server's ``--criteria``, by the one conversation rule of
 :mod:`themis_rm.conversation`; requests never bring templates.
 """
@@ -14,14 +16,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from scipy.special import expit
 
+from themis_rm.conversation import text_content
 from themis_rm.errors import MissingExtraError
 from themis_rm.pairs import Message
-from themis_rm.serve.protocol import ChatTurn, StrOrList, Usage
+from themis_rm.serve.protocol import ChatTurn, Usage
+
+if TYPE_CHECKING:
+    from themis_rm.serve.service import Scored
 
 try:
     from pydantic import (
@@ -54,8 +60,25 @@ def _classify_inputs(value: Any) -> list[str] | list[list[int]]:
 ClassifyInput = Annotated[Any, BeforeValidator(_classify_inputs)]
 
 
-def _stamp(kind: str) -> dict[str, Any]:
-    return {"id": f"{kind}-{uuid.uuid4().hex}", "created": int(time.time())}
+def _stamp(kind: str, request_id: str | None) -> dict[str, Any]:
+    """vLLM's ``id`` (``<kind>-<request id>``) and ``created``."""
+    return {"id": f"{kind}-{request_id or uuid.uuid4().hex}", "created": int(time.time())}
+
+
+def _score_input(value: Any) -> Any:
+    """vLLM's ``ScoreInput``: a string, or ``{"content": [parts]}`` (text parts only, for a reward model)."""
+    if isinstance(value, dict) and "content" in value:
+        return text_content(value["content"])
+    return value
+
+
+def _as_inputs(value: Any) -> Any:
+    """One score input stands for a list of one."""
+    return [value] if isinstance(value, str | dict) else value
+
+
+ScoreText = Annotated[StrictStr, BeforeValidator(_score_input)]
+ScoreTexts = Annotated[list[ScoreText], BeforeValidator(_as_inputs)]
 
 
 def _values(rewards: list[float], sigmoid: bool) -> list[float]:
@@ -176,15 +199,15 @@ class ClassifyResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, rewards: list[float], tokens: int, sigmoid: bool) -> ClassifyResponse:
-        data = [ClassifyData(index=i, probs=[value]) for i, value in enumerate(_values(rewards, sigmoid))]
-        return cls(**_stamp("classify"), model=model, data=data, usage=Usage.of(tokens))
+    def of(cls, model: str, scored: Scored, sigmoid: bool, request_id: str | None) -> ClassifyResponse:
+        data = [ClassifyData(index=i, probs=[value]) for i, value in enumerate(_values(scored.rewards, sigmoid))]
+        return cls(**_stamp("classify", request_id), model=model, data=data, usage=Usage.of(scored.tokens))
 
 
 # ------------------------------------------------------------------------------------------------- /pooling
 class PoolingRequest(ClassifyRequest):
-    """vLLM's pooling API on a reward model: each sequence's pooled output is its reward (raw, as vLLM's reward
-    pooler gives it; ``use_activation: true`` for the sigmoid)."""
+    """vLLM's pooling API on a reward model (task ``classify``): each sequence's pooled output, ``[sigmoid]`` or
+    ``[reward]`` with ``use_activation: false``, as vLLM answers for a one-label sequence classifier."""
 
     encoding_format: StrictStr = "float"
     task: StrictStr | None = None
@@ -193,8 +216,8 @@ class PoolingRequest(ClassifyRequest):
     def _check_pooling(self) -> PoolingRequest:
         if self.encoding_format != "float":
             raise ValueError("encoding_format must be 'float' (one reward per sequence)")
-        if self.task not in (None, "classify", "score", "reward"):
-            raise ValueError(f"task {self.task!r} is not served by a reward model (classify, score or reward)")
+        if self.task not in (None, "classify"):
+            raise ValueError(f"task {self.task!r} is not served: a reward model pools for 'classify'")
         return self
 
 
@@ -213,26 +236,47 @@ class PoolingResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, rewards: list[float], tokens: int, sigmoid: bool) -> PoolingResponse:
-        data = [PoolingData(index=i, data=[value]) for i, value in enumerate(_values(rewards, sigmoid))]
-        return cls(**_stamp("pool"), model=model, data=data, usage=Usage.of(tokens))
+    def of(cls, model: str, scored: Scored, sigmoid: bool, request_id: str | None) -> PoolingResponse:
+        data = [PoolingData(index=i, data=[value]) for i, value in enumerate(_values(scored.rewards, sigmoid))]
+        return cls(**_stamp("pooling", request_id), model=model, data=data, usage=Usage.of(scored.tokens))
 
 
 # --------------------------------------------------------------------------------------------------- /score
-class ScoreRequest(VllmRequest):
-    """vLLM's score API: ``queries`` with ``documents`` (or ``items``; older ``text_1``/``text_2``, or
-    ``data_1``/``data_2``). For a reward model a query is the prompt and a document the response: one query
-    scores every document, or N queries pair with N documents."""
+class ScoringFields(VllmRequest):
+    """vLLM's scoring options that change what a cross-encoder sees; a reward model renders the pair as a chat with
+    its own template, so a request that sets them is refused rather than scored differently than asked."""
 
-    queries: StrOrList = Field(validation_alias=AliasChoices("queries", "text_1", "data_1"), min_length=1)
-    documents: StrOrList = Field(validation_alias=AliasChoices("documents", "items", "text_2", "data_2"), min_length=1)
+    max_tokens_per_query: StrictInt = 0
+    max_tokens_per_doc: StrictInt = 0
+    instruction: StrictStr | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_scoring(self) -> ScoringFields:
+        self.check_rendered_budget()
+        for name in ("max_tokens_per_query", "max_tokens_per_doc", "instruction", "chat_template_kwargs"):
+            if getattr(self, name):
+                raise ValueError(
+                    f"{name} is not supported: the pair is rendered as a chat with the reward model's "
+                    "template, cut by --max-length"
+                )
+        return self
+
+
+class ScoreRequest(ScoringFields):
+    """vLLM's score API: ``queries`` with ``documents`` (or ``items``; ``data_1``/``data_2``; before vLLM 0.16 only
+    ``text_1``/``text_2``). For a reward model a query is the prompt and a document the response: 1:1, 1:N or N:N,
+    as in vLLM."""
+
+    queries: ScoreTexts = Field(validation_alias=AliasChoices("queries", "text_1", "data_1"), min_length=1)
+    documents: ScoreTexts = Field(validation_alias=AliasChoices("documents", "items", "text_2", "data_2"), min_length=1)
 
     @model_validator(mode="after")
     def _pairing(self) -> ScoreRequest:
-        self.check_rendered_budget()
         if len(self.queries) not in (1, len(self.documents)):
             raise ValueError(
-                f"{len(self.queries)} queries for {len(self.documents)} documents: send one query, or one per document"
+                f"Input lengths must be either 1:1, 1:N or N:N; got {len(self.queries)} queries for "
+                f"{len(self.documents)} documents"
             )
         return self
 
@@ -257,28 +301,24 @@ class ScoreResponse(BaseModel):
     usage: Usage
 
     @classmethod
-    def of(cls, model: str, rewards: list[float], tokens: int, sigmoid: bool) -> ScoreResponse:
-        data = [ScoreData(index=i, score=value) for i, value in enumerate(_values(rewards, sigmoid))]
-        return cls(**_stamp("score"), model=model, data=data, usage=Usage.of(tokens))
+    def of(cls, model: str, scored: Scored, sigmoid: bool, request_id: str | None) -> ScoreResponse:
+        data = [ScoreData(index=i, score=value) for i, value in enumerate(_values(scored.rewards, sigmoid))]
+        return cls(**_stamp("score", request_id), model=model, data=data, usage=Usage.of(scored.tokens))
 
 
 # -------------------------------------------------------------------------------------------------- /rerank
-class RerankRequest(VllmRequest):
+class RerankRequest(ScoringFields):
     """vLLM's (Jina/Cohere-style) rerank API: candidate responses (``documents``) to one prompt (``query``), best
     first; ``top_n`` > 0 keeps that many. Best-of-n selection with a reward model."""
 
-    query: StrictStr
-    documents: list[StrictStr] = Field(min_length=1)
+    query: ScoreText
+    documents: ScoreTexts = Field(min_length=1)
     top_n: StrictInt = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _check_budget(self) -> RerankRequest:
-        self.check_rendered_budget()
-        return self
 
 
 class RerankDocument(BaseModel):
     text: str
+    multi_modal: None = None
 
 
 class RerankResult(BaseModel):
@@ -299,8 +339,8 @@ class RerankResponse(BaseModel):
     results: list[RerankResult]
 
     @classmethod
-    def of(cls, model: str, request: RerankRequest, rewards: list[float], tokens: int) -> RerankResponse:
-        values = _values(rewards, request.sigmoid())
+    def of(cls, model: str, request: RerankRequest, scored: Scored, request_id: str | None) -> RerankResponse:
+        values, tokens = _values(scored.rewards, request.sigmoid()), scored.tokens
         order = sorted(range(len(values)), key=lambda i: -values[i])
         kept = order[: request.top_n] if request.top_n else order
         results = [
@@ -308,7 +348,7 @@ class RerankResponse(BaseModel):
             for i in kept
         ]
         return cls(
-            id=_stamp("rerank")["id"],
+            id=_stamp("score", request_id)["id"],  # vLLM's rerank ids are score ids
             model=model,
             usage=RerankUsage(prompt_tokens=tokens, total_tokens=tokens),
             results=results,
@@ -324,6 +364,7 @@ class ModelCard(BaseModel):
     root: str
     parent: str | None = None
     max_model_len: int
+    permission: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ModelList(BaseModel):

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from themis_rm.errors import MissingExtraError
 from themis_rm.pairs import ScoreRequest as ConversationRequest
 from themis_rm.serve.protocol import ScoreItemsRequest, ScoreItemsResponse
+from themis_rm.serve.request_id import request_id
 from themis_rm.serve.service import RewardService, Scored
 from themis_rm.serve.vllm_protocol import (
     ClassifyRequest,
@@ -60,19 +61,20 @@ async def _conversations(service: RewardService, prompts: list, responses: list[
 
 
 @router.post("/classify")
-async def classify(body: ClassifyRequest, service: Service) -> ClassifyResponse:
+async def classify(body: ClassifyRequest, service: Service, request: Request) -> ClassifyResponse:
     """vLLM classify (what verl's reward loop posts): ``probs[0]`` is sigmoid(reward), or the raw reward with
     ``use_activation: false`` (what verl sends); for ``input`` the tokenizer's BOS is added unless
     ``add_special_tokens: false``."""
     scored = await _classified(body, service)
-    return ClassifyResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid())
+    return ClassifyResponse.of(service.settings.model_name, scored, body.sigmoid(), request_id(request.scope))
 
 
 @router.post("/pooling")
-async def pooling(body: PoolingRequest, service: Service) -> PoolingResponse:
-    """vLLM pooling on a reward model: ``data[i].data == [reward]`` (raw unless ``use_activation: true``)."""
+async def pooling(body: PoolingRequest, service: Service, request: Request) -> PoolingResponse:
+    """vLLM pooling on a reward model: ``data[i].data == [sigmoid(reward)]`` (``[reward]`` with
+    ``use_activation: false``), as vLLM pools a one-label classifier."""
     scored = await _classified(body, service)
-    return PoolingResponse.of(service.settings.model_name, scored.rewards, scored.tokens, body.sigmoid(False))
+    return PoolingResponse.of(service.settings.model_name, scored, body.sigmoid(), request_id(request.scope))
 
 
 @router.post("/score")
@@ -89,16 +91,16 @@ async def score(
         return ScoreItemsResponse.of(service.settings.model_name, scored)
     pairs = _validated(ScoreRequest, body)
     scored = await _conversations(service, *pairs.pairs())
-    return ScoreResponse.of(service.settings.model_name, scored.rewards, scored.tokens, pairs.sigmoid())
+    return ScoreResponse.of(service.settings.model_name, scored, pairs.sigmoid(), request_id(request.scope))
 
 
 @router.post("/rerank")
 @router.post("/v1/rerank")
 @router.post("/v2/rerank")
-async def rerank(body: RerankRequest, service: Service) -> RerankResponse:
+async def rerank(body: RerankRequest, service: Service, request: Request) -> RerankResponse:
     """vLLM rerank: the documents (candidate responses to ``query``) by reward, best first."""
     scored = await _conversations(service, [body.query] * len(body.documents), list(body.documents))
-    return RerankResponse.of(service.settings.model_name, body, scored.rewards, scored.tokens)
+    return RerankResponse.of(service.settings.model_name, body, scored, request_id(request.scope))
 
 
 @router.get("/v1/models")
