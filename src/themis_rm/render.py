@@ -17,7 +17,7 @@ import bisect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from themis_rm.errors import PromptTooLongError, RenderError, ThemisInputError
 from themis_rm.pairs import Message, Prompt, ScoreRequest
@@ -114,6 +114,14 @@ class ChatRenderer:
                 zip(encoded["input_ids"], encoded["offset_mapping"], bounds, strict=True)
             )
         ]
+
+    @cached_property
+    def leading_bos_id(self) -> int | None:
+        """The BOS id every rendered conversation starts with (a template that writes ``bos_token`` first, or the
+        fallback's), else None; what raw text must start with to be scored as the model was trained."""
+        bos = getattr(self.tokenizer, "bos_token", None)
+        probe = self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL))
+        return self.tokenizer.bos_token_id if bos and probe.startswith(bos) else None
 
     def apply_template(self, messages: list[Message]) -> str:
         """The conversation as text: the tokenizer's chat template, or a plain fallback when it has none."""

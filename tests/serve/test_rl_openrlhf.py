@@ -2,7 +2,7 @@
 ``themis serve``: the rollout path that decodes prompt + generated ids and posts them to ``--reward.remote_url``,
 and the ``reward_func`` file path with ``themis_rm.integrations.openrlhf``.
 
-Installed without its GPU dependencies (the Makefile's ``RL_CLIENTS``); vLLM's generation is the only stand-in: an
+Installed without its GPU dependencies (the Makefile's ``NO_DEPS``); vLLM's generation is the only stand-in: an
 engine object that "generates" a fixed response, since a policy's sampling is not what is under test.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.serve.test_app import POOL, TOLERANCE
 
-pytest.importorskip("openrlhf.utils.agent", reason="openrlhf is installed by `make venv` (RL_CLIENTS)")
+pytest.importorskip("openrlhf.utils.agent", reason="openrlhf is installed by `make venv` (NO_DEPS)")
 
 from openrlhf.utils import agent
 

@@ -22,7 +22,7 @@ import pytest
 from tests.serve.conftest import LiveServer
 from tests.serve.test_app import POOL
 
-pytest.importorskip("verl.experimental.reward_loop.reward_loop", reason="verl: `make venv` (RL_CLIENTS)")
+pytest.importorskip("verl.experimental.reward_loop.reward_loop", reason="verl: `make venv` (NO_DEPS)")
 
 import torch
 from omegaconf import OmegaConf

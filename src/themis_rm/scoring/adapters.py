@@ -43,13 +43,13 @@ from themis_rm.scoring.models import (
     resolve_attention,
     resolve_device,
     resolve_dtype,
+    resolve_model_dir,
 )
 from themis_rm.scoring.readout import build_spec, pool_positions, raise_problems, read_spec, single_token_id
 
 logger = logging.getLogger(__name__)
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
-_SNAPSHOT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
 
 
 # ------------------------------------------------------------------------------------------------------ specs
@@ -281,23 +281,6 @@ def read_tensors(model_dir: Path, names: list[str], weights_file: str | None = N
             f"fix weights/biases in the head spec (nearest names: {near or 'none'})"
         )
     return found
-
-
-def resolve_model_dir(model_id: str, revision: str | None = None) -> Path:
-    """A local dir as is; a hub id through huggingface_hub's snapshot cache (offline: the cached copy only)."""
-    path = Path(model_id)
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        return Path(snapshot_download(model_id, revision=revision, allow_patterns=_SNAPSHOT_FILES))
-    except (OSError, HFValidationError) as exc:
-        raise ThemisInputError(
-            f"{model_id!r} is neither a local directory nor a hub model available here ({exc}); "
-            "check the id, or unset HF_HUB_OFFLINE to download it"
-        ) from exc
 
 
 @dataclass(frozen=True)

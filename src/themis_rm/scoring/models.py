@@ -8,8 +8,11 @@ silently wrong); dtype and attention kernel are chosen from what the device supp
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -85,6 +88,50 @@ def resolve_attention(attn_implementation: str, device: torch.device) -> str:
     return "sdpa"
 
 
+_SNAPSHOT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
+_CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def resolve_model_dir(model_id: str, revision: str | None = None) -> Path:
+    """A local dir as is; a hub id through huggingface_hub's snapshot cache (offline: the cached copy only).
+
+    Raises:
+        ThemisInputError: one line naming the id and the fix, instead of huggingface_hub's traceback.
+    """
+    path = Path(model_id)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    if path.is_absolute() or model_id.startswith((".", "~")) or model_id.count("/") > 1:
+        raise ThemisInputError(f"{model_id!r}: no such model directory")
+    try:
+        return Path(snapshot_download(model_id, revision=revision, allow_patterns=_SNAPSHOT_FILES))
+    except (OSError, HFValidationError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        where = "HF_HUB_OFFLINE is set: nothing is downloaded" if offline else f"the hub said {type(exc).__name__}"
+        raise ThemisInputError(
+            f"{model_id!r} is neither a local directory nor a hub model in the local cache ({where}); pass a "
+            f"checkpoint directory, or fetch it first where the hub is reachable: hf download {model_id}"
+        ) from None
+
+
+def refuse_causal_lm(model_id: str, model_dir: Path) -> None:
+    """A causal-LM checkpoint has no reward head: loading it for sequence classification would score with a
+    random one (transformers only warns). Say what to do instead."""
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        return
+    architectures = json.loads(config_file.read_text()).get("architectures") or []
+    if architectures and all(name.endswith(_CAUSAL_LM_SUFFIXES) for name in architectures):
+        raise ThemisInputError(
+            f"{model_id} is a language model ({', '.join(architectures)}), not a reward model: it has no reward "
+            f"head, so --adapter seqcls would score with a random one. Train a reward model from it "
+            f"(themis train --model {model_id}), or read its next-token probabilities (--adapter lm-logprob)"
+        )
+
+
 def load_tokenizer(model_id: str, revision: str | None = None):
     """The model's fast tokenizer; a missing pad token falls back to EOS (the config must learn it too)."""
     from transformers import AutoTokenizer
@@ -109,9 +156,11 @@ def load_reward_model(
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     attention = resolve_attention(attn_implementation, torch_device)
-    tokenizer = load_tokenizer(model_id, revision)
+    model_dir = resolve_model_dir(model_id, revision)
+    refuse_causal_lm(model_id, model_dir)
+    tokenizer = load_tokenizer(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_id, revision=revision, dtype=torch_dtype, attn_implementation=attention
+        model_dir, dtype=torch_dtype, attn_implementation=attention
     )
     if model.config.num_labels != 1:
         raise ThemisInputError(f"{model_id}: a reward model needs num_labels=1, this one has {model.config.num_labels}")

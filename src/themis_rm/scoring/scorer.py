@@ -230,9 +230,10 @@ class Scorer:
         the tokens the adapter appends itself (an lm-logprob question), exactly as for rendered conversations.
         Whole pad tokens at either end are stripped (OpenRLHF sends padded decodes) unless pad is EOS; an empty
         text gives empty ``input_ids``, for the caller to reject by its own name. With ``add_special_tokens`` (as
-        vLLM's ``/classify`` does by default) the tokenizer's BOS is added once: a text that already starts with
-        it keeps one, and a cut keeps it in front of the end. ``max_tokens`` narrows the budget for one call (vLLM's
-        ``truncate_prompt_tokens``).
+        vLLM's ``/classify`` does by default) the BOS is added once: the tokenizer's own, and the one the chat
+        template writes first even when the tokenizer does not add it (SmolLM2's ``<|im_start|>``, which verl strips
+        as a BOS); a text that already starts with it keeps one, and a cut keeps it in front of the end.
+        ``max_tokens`` narrows the budget for one call (vLLM's ``truncate_prompt_tokens``).
         """
         if not texts:
             return []
@@ -240,7 +241,8 @@ class Scorer:
         pad = tokenizer.pad_token if tokenizer.pad_token != tokenizer.eos_token else None  # never strip the EOS
         encoded = tokenizer([_strip_token(t, pad) for t in texts], add_special_tokens=add_special_tokens)["input_ids"]
         bos = tokenizer.bos_token_id if add_special_tokens else None
-        return [_keep_end(list(ids), budget, bos) for ids in encoded]
+        template_bos = self.renderer.leading_bos_id if add_special_tokens else None
+        return [_keep_end(_with_bos(list(ids), template_bos), budget, bos) for ids in encoded]
 
     def render_token_ids(self, ids: Sequence[Sequence[int]], max_tokens: int | None = None) -> list[RenderedSequence]:
         """Token ids scored as given, cut from the start to the budget (the end, where the reward is read, kept).
@@ -370,6 +372,11 @@ def capped_max_length(requested: int, tokenizer, model_config) -> int:
     if effective < requested:
         logger.warning("max_length %d capped to %d by the model/tokenizer limits", requested, effective)
     return effective
+
+
+def _with_bos(ids: list[int], bos: int | None) -> list[int]:
+    """``ids`` starting with ``bos`` (when given): put in front unless already there."""
+    return [bos, *ids] if bos is not None and ids[:1] != [bos] else ids
 
 
 def _keep_end(ids: list[int], budget: int, bos: int | None) -> RenderedSequence:
