@@ -40,6 +40,9 @@ def test_train_command_runs_a_recipe_with_flag_overrides(tiny_base_dir, short_pa
     )
     assert result.exit_code == 0, result.output
     assert "trained 2 steps" in result.output
+    # not a terminal: one line per metric record (log_every 2), with loss, lr, throughput and ETA
+    assert "step 2/2 loss " in result.output and " lr " in result.output and "tok/s" in result.output
+    assert "eta 0 s" in result.output
     resolved = json.loads((tmp_path / "run" / RUN_FILE).read_text())["config"]
     assert resolved["optim"]["lr"] == 5e-4  # the flag beats the recipe
     assert resolved["loss"]["magnitude"] == "abs_sum_sq" and resolved["run"]["log_every"] == 2  # recipe beats defaults

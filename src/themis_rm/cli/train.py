@@ -7,6 +7,7 @@ Multi-GPU launches run the same command on every process::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -36,18 +37,38 @@ def _train(config: TrainConfig) -> None:
 
 @contextmanager
 def _step_bar() -> Iterator[Callable[[int, int, dict], None]]:
-    """A rich bar fed by the loop's progress callback (step, total, metrics); quiet when not a terminal."""
-    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"))
+    """Feedback on every run: a rich bar (step, loss, lr, tokens/s, elapsed, ETA) on a terminal; elsewhere (CI,
+    ``nohup``, a pipe) one log line per metric record (``--log-every`` steps), so a run is never silent."""
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"))
     with Progress(
         *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal
     ) as bar:
-        task = bar.add_task("train", total=None, loss="")
+        task = bar.add_task("train", total=None, status="")
+        started, last_record = time.perf_counter(), None
 
         def on_step(step: int, total: int, metrics: dict) -> None:
-            loss = metrics.get("loss/total")
-            bar.update(task, completed=step, total=total, loss=f"loss {loss:.4f}" if loss else "")
+            nonlocal last_record
+            status = step_status(metrics)
+            bar.update(task, completed=step, total=total, status=status)
+            if not console.is_terminal and metrics and metrics is not last_record:
+                last_record = metrics
+                elapsed = time.perf_counter() - started
+                eta = elapsed / step * (total - step) if step else float("nan")
+                console.print(f"step {step}/{total} {status} elapsed {elapsed:.0f} s eta {eta:.0f} s", highlight=False)
 
         yield on_step
+
+
+def step_status(metrics: dict) -> str:
+    """``loss 0.6931 lr 1.0e-04 1,234 tok/s`` from the latest metric record (empty before the first)."""
+    parts = []
+    if "loss/total" in metrics:
+        parts.append(f"loss {metrics['loss/total']:.4f}")
+    if "train/lr" in metrics:
+        parts.append(f"lr {metrics['train/lr']:.1e}")
+    if "train/tokens_per_s" in metrics:
+        parts.append(f"{metrics['train/tokens_per_s']:,.0f} tok/s")
+    return " ".join(parts)
 
 
 train = config_command(TrainConfig, _train, on_error=fail)

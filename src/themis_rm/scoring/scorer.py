@@ -212,7 +212,23 @@ class Scorer:
     def score_rendered(
         self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """Rewards for already-rendered sequences, through the engine path :meth:`choose_path` picks."""
+        """Rewards for already-rendered sequences, through the engine path :meth:`choose_path` picks.
+
+        Identical token sequences are scored once and share the result, so they get bit-identical rewards on every
+        engine: a pair whose chosen and rejected render the same is an exact tie whatever the batch or engine
+        (batch composition moves a forward's result by an ulp or so).
+        """
+        slots: dict[tuple[int, ...], int] = {}
+        where = [slots.setdefault(tuple(r.input_ids), len(slots)) for r in rendered]
+        if len(slots) == len(rendered):
+            return self._score_unique(rendered, progress)
+        first = {slot: i for i, slot in reversed(list(enumerate(where)))}
+        rewards = self._score_unique([rendered[first[slot]] for slot in range(len(slots))], progress)
+        if progress is not None:
+            progress(len(rendered) - len(slots))
+        return rewards[np.asarray(where)]
+
+    def _score_unique(self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None) -> np.ndarray:
         path = self.choose_path(rendered)
         self.path_counts[path] += 1
         if path == "prefix":
