@@ -100,6 +100,20 @@ def test_rerank_cli_prints_hits(tiny_model_dir, rerank_file, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "3 questions: hits_at_1" in " ".join(result.output.split())
+    assert "uninformative" not in result.output  # K=1 is below every list size that matters
+
+
+def test_rerank_warns_when_k_reaches_every_list_and_limits_questions(tiny_model_dir, tmp_path):
+    path = tmp_path / "short.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in _questions()[:2]))  # lists of 3 and 2
+    args = ["rerank", "--model", str(tiny_model_dir), "--data", str(path), "--device", "cpu", "--k", "1,5"]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "run"), "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "1 questions:" in output and "Hits@5 is uninformative: no question has more than 3 completions" in output
+    assert "Hits@1 is" not in output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["n_questions"] == 1 and len(run["warnings"]) == 1
 
 
 def test_rerank_row_with_mismatched_lists_names_file_row_and_field(tmp_path):

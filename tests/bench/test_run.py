@@ -94,6 +94,17 @@ def test_filters_and_limit_select_pairs(tiny_model_dir, sample_pairs, tmp_path):
     assert set(result.results["by_aspect"]) == {"Security_Hardness"}
 
 
+def test_filter_values_are_case_insensitive_and_a_miss_lists_the_values_in_the_data(tmp_path, sample_pairs):
+    from themis_rm.bench.run import select_pairs
+    from themis_rm.pairs import load_pairs
+
+    pairs = load_pairs(sample_pairs).rows
+    config = _config("unused", sample_pairs, tmp_path / "r", languages=["python", "GO"])
+    assert {p.language for p in select_pairs(pairs, config)} == {"Python", "Go"}
+    with pytest.raises(ThemisInputError, match=r"--language pyhton matches no pair; the data has: .*Python"):
+        select_pairs(pairs, _config("unused", sample_pairs, tmp_path / "r", languages=["pyhton"]))
+
+
 def test_aspect_mode_scores_under_each_pairs_own_prompt(tiny_model_dir, sample_pairs, open_layout_path, tmp_path):
     config = _config(
         tiny_model_dir,

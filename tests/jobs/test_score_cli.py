@@ -85,10 +85,26 @@ def test_criteria_json_prints_the_exact_eval_prompts(official_prompts_path):
     assert json.loads(result.stdout) == json.loads(official_prompts_path.read_text())["eval_prompts"]
 
 
-def test_criteria_offline_without_a_pack_explains_how_to_get_one():
+def test_criteria_offline_without_a_pack_lists_names_and_aliases_and_says_how_to_get_the_strings():
     result = _invoke("criteria")
-    assert result.exit_code == 2
-    assert "--prompt-pack" in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "Security_Hardness" in output and "security, sh" in output and "--prompt-pack open" in output
+    strings = _invoke("criteria", "--json")  # the strings themselves need a pack
+    assert strings.exit_code == 2 and "--prompt-pack" in " ".join(strings.output.split())
+
+
+def test_score_limit_and_pairwise_accuracy(tiny_model_dir, tmp_path):
+    rows = [_pair(f"p{i}", chosen=f"return {i}", rejected=f"return -{i}") for i in range(6)]
+    rows.append(_pair("tie", chosen="same", rejected="same"))
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", rows)
+    limited = _score(tiny_model_dir, source, tmp_path / "a.jsonl", "--limit", 3, "--device", "cpu")
+    assert limited.exit_code == 0, limited.output
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 3 and "pairwise accuracy" in limited.output
+    every = _score(tiny_model_dir, source, tmp_path / "b.jsonl", "--device", "cpu")
+    settings = json.loads(settings_path(tmp_path / "b.jsonl").read_text())["summary"]
+    assert settings["ties"] == 1 and 0.0 <= settings["pair_accuracy"] <= 6 / 7
+    assert "1 ties, counted wrong" in " ".join(every.output.split())
 
 
 def test_version_via_the_console_entry_point():

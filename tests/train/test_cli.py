@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -46,6 +48,23 @@ def test_train_command_runs_a_recipe_with_flag_overrides(tiny_base_dir, short_pa
     resolved = json.loads((tmp_path / "run" / RUN_FILE).read_text())["config"]
     assert resolved["optim"]["lr"] == 5e-4  # the flag beats the recipe
     assert resolved["loss"]["magnitude"] == "abs_sum_sq" and resolved["run"]["log_every"] == 2  # recipe beats defaults
+
+
+def test_config_names_a_shipped_recipe_and_a_miss_lists_them(tmp_path, monkeypatch):
+    from themis_rm.cli.options import resolve_recipe
+    from themis_rm.errors import ThemisInputError
+    from themis_rm.train.config import RECIPES_DIR, load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_recipe(Path("pm"), RECIPES_DIR) == RECIPES_DIR / "pm.yaml"
+    assert resolve_recipe(Path("pt.yaml"), RECIPES_DIR) == RECIPES_DIR / "pt.yaml"
+    (tmp_path / "pm").write_text("run: {epochs: 3}\n")  # a file of that name wins: it is what was given
+    assert resolve_recipe(Path("pm"), RECIPES_DIR) == Path("pm")
+    with pytest.raises(ThemisInputError, match=r"--config pn: no such file.*shipped: pm, pt"):
+        resolve_recipe(Path("pn"), RECIPES_DIR)
+    assert load_recipe(RECIPES_DIR / "pt.yaml").loss.lm_weight is not None
+    result = runner.invoke(app, ["--config", "nope", "--model", "m", "--data", "d", "--output", "o"])
+    assert result.exit_code == 2 and "shipped: pm, pt" in " ".join(result.output.split())
 
 
 def test_bad_values_fail_with_one_line_naming_the_flag(tmp_path):

@@ -85,6 +85,7 @@ class RerankConfig(ModelConfig):
     output: Path | None = setting(None, "Run directory.", required=True, flags=("-o",))
     criterion: str = setting("none", "Criteria for the system prompt (e.g. correctness), or none.")
     ks: tuple[int, ...] = setting((5, 10), "Hits@K cut-offs (repeatable or comma list).", flags=("--k",), gt=0)
+    limit: int | None = setting(None, "Rerank only the first N questions.", ge=1)
     split: str | None = setting(None, "Dataset split.")
     data_config: str | None = setting(None, "Configuration (subset name) of a hub dataset.")
     prompt_field: str = setting("description", "Column of the question's prompt.")

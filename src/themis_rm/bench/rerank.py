@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import LoadedRows, Prompt, RowValidator, ScoreRequest, load_rows
 from themis_rm.scoring.scorer import Scorer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,19 @@ class RerankResult:
     output: Path
     results: dict
     per_question: pd.DataFrame
+    warnings: tuple[str, ...] = ()
+
+
+def uninformative_ks(ks: tuple[int, ...], list_sizes: list[int]) -> list[str]:
+    """A warning per K at or above every list's size: there Hits@K is 1.0 whenever any completion passes, so it
+    measures the data, not the reward model (the default 5, 10 on lists of at most 5)."""
+    longest = max(list_sizes)
+    return [
+        f"Hits@{k} is uninformative: no question has more than {longest} completions, so any passing completion "
+        f"is a hit; use --k below {longest}"
+        for k in ks
+        if k >= longest
+    ]
 
 
 def run_rerank(
@@ -123,6 +139,10 @@ def run_rerank(
     ).rows
     if not questions:
         raise ThemisInputError(f"{config.data}: no rerank questions")
+    questions = questions[: config.limit] if config.limit else questions
+    warnings = uninformative_ks(config.ks, [len(q.completions) for q in questions])
+    for warning in warnings:
+        logger.warning(warning)
     wants_pack = config.criterion.strip().lower() != "none"
     pack = resolve_pack(config.prompt_pack, config.criteria_file) if wants_pack else None
     scorer = Scorer.from_job_config(config, pack)
@@ -153,6 +173,7 @@ def run_rerank(
         **scorer.settings(config.criterion),
         "data": config.data,
         "ks": list(config.ks),
+        "warnings": warnings,
         "n_questions": len(questions),
         "n_completions": len(requests),
         "n_truncated": len(out.truncated_rows),
@@ -160,4 +181,4 @@ def run_rerank(
         "wall_s": round(time.perf_counter() - started, 3),
     }
     (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
-    return RerankResult(config.output, results, per_question)
+    return RerankResult(config.output, results, per_question, tuple(warnings))

@@ -59,9 +59,26 @@ class BenchResult:
 
 
 def select_pairs(pairs: list[PreferencePair], config: BenchConfig) -> list[PreferencePair]:
-    """Apply ``--subset/--language/--aspect`` filters (each a set of allowed values), then ``--limit``."""
-    filters = {"subset": set(config.subsets), "language": set(config.languages), "aspect": set(config.aspects)}
-    chosen = [p for p in pairs if all(not allowed or getattr(p, name) in allowed for name, allowed in filters.items())]
+    """Apply ``--subset/--language/--aspect`` filters (each a set of allowed values, case-insensitive), then
+    ``--limit``.
+
+    Raises:
+        ThemisInputError: a filter value that matches no pair, with the values the data has.
+    """
+    filters = {"subset": config.subsets, "language": config.languages, "aspect": config.aspects}
+    allowed: dict[str, set[str]] = {}
+    for name, values in filters.items():
+        if not values:
+            continue
+        present = {getattr(p, name) for p in pairs if getattr(p, name) is not None}
+        by_folded = {value.casefold(): value for value in present}
+        unknown = [v for v in values if v.casefold() not in by_folded]
+        if unknown:
+            raise ThemisInputError(
+                f"--{name} {', '.join(unknown)} matches no pair; the data has: {', '.join(sorted(present)) or 'none'}"
+            )
+        allowed[name] = {by_folded[v.casefold()] for v in values}
+    chosen = [p for p in pairs if all(getattr(p, name) in keep for name, keep in allowed.items())]
     return chosen[: config.limit] if config.limit else chosen
 
 

@@ -79,6 +79,8 @@ def _rerank(config: RerankConfig) -> None:
     console.print(
         f"{overall['n_questions']} questions: {hits}; spearman mean {overall['spearman_mean']} -> {result.output}"
     )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 rerank = config_command(RerankConfig, _rerank, on_error=fail)

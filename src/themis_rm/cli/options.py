@@ -21,6 +21,7 @@ import typer
 from rich.markup import escape
 
 from themis_rm.config import Leaf, config_leaves, flag_names, load_config
+from themis_rm.errors import ThemisInputError
 
 logger = logging.getLogger(__name__)
 CONFIG_HELP = "YAML with any of these settings (sections as mappings); flags given here override it."
@@ -34,6 +35,7 @@ def config_command(
     env_prefix: str | None = None,
     on_error: Callable[[Exception], None] | None = None,
     group: bool = False,
+    recipes: Path | None = None,
 ) -> Callable[..., None]:
     """A typer command for ``cls``: parse flags (+ ``--config``), build and validate the config, call ``run``.
 
@@ -45,6 +47,7 @@ def config_command(
             exits 2).
         group: the callback of a typer group (``themis bench`` with its ``summarize`` subcommand): does nothing
             when a subcommand is invoked.
+        recipes: a directory of shipped ``<name>.yaml`` recipes: ``--config pm`` names one when no such file exists.
     """
     flags = flag_names(cls)
     leaves = [leaf for leaf in config_leaves(cls) if leaf.path in flags]
@@ -71,6 +74,7 @@ def config_command(
                 logger.warning("%s is deprecated; use --%s", old, name.replace("_", "-"))
                 given[name] = value if given.get(name) is None else given[name]
         try:
+            config_path = resolve_recipe(config_path, recipes)
             run(load_config(cls, config_path, given, env_prefix=env_prefix))
         except Exception as exc:
             if on_error is None:
@@ -82,6 +86,21 @@ def config_command(
     command.__doc__ = help or run.__doc__
     command.__name__ = getattr(run, "__name__", "command")
     return functools.wraps(run, assigned=("__module__", "__qualname__"), updated=())(command)
+
+
+def resolve_recipe(path: Path | None, recipes: Path | None) -> Path | None:
+    """``--config`` as given when it is a file; else a shipped recipe of that name (``pm`` -> ``recipes/pm.yaml``).
+
+    Raises:
+        ThemisInputError: neither exists; the message lists the shipped recipes.
+    """
+    if path is None or path.is_file() or recipes is None:
+        return path
+    shipped = recipes / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in recipes.glob("*.yaml")))
+    raise ThemisInputError(f"--config {path}: no such file, and no shipped recipe of that name (shipped: {names})")
 
 
 def _context_param() -> inspect.Parameter:
@@ -111,13 +130,13 @@ def _deprecated_param(alias: str, leaf: Leaf, old: str) -> inspect.Parameter:
 
 
 def _option_type(hint: Any) -> Any:
-    """The click-facing type: Optional unwrapped, tuples/lists become repeatable ``list[item]``."""
+    """The click-facing type: Optional unwrapped, tuples/lists become repeatable ``list[str]`` (each value may be
+    a comma list, ``--k 1,5``; the config converts the items, so ``--k 1 --k 5`` and ``--k 1,5`` agree)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(t for t in typing.get_args(hint) if t is not type(None))
     origin = typing.get_origin(hint)
     if origin in (tuple, list):
-        item = typing.get_args(hint)[0] if typing.get_args(hint) else str
-        return list[item]
+        return list[str]
     if hint in (bool, int, float, str, Path):
         return hint
     return str

@@ -18,6 +18,10 @@ def _score(config: ScoreConfig) -> None:
         f"{summary.rows_per_s:.1f} rows/s; truncated {summary.truncated} (prompt cut in {summary.prompt_truncated}), "
         f"skipped {summary.skipped} -> {summary.output}"
     )
+    if summary.pair_accuracy is not None:
+        console.print(
+            f"pairwise accuracy {summary.pair_accuracy:.4f} (chosen > rejected; {summary.ties} ties, counted wrong)"
+        )
 
 
 score = config_command(ScoreConfig, _score, on_error=fail)

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from themis_rm.cli.base import console, fail
 from themis_rm.cli.options import config_command
-from themis_rm.train.config import TrainConfig
+from themis_rm.train.config import RECIPES_DIR, TrainConfig
 
 
 def _train(config: TrainConfig) -> None:
@@ -71,4 +71,4 @@ def step_status(metrics: dict) -> str:
     return " ".join(parts)
 
 
-train = config_command(TrainConfig, _train, on_error=fail)
+train = config_command(TrainConfig, _train, on_error=fail, recipes=RECIPES_DIR)

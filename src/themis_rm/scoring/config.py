@@ -89,6 +89,7 @@ class ScoreConfig(ModelConfig):
     fields: FieldMap = setting(default_factory=FieldMap, flag_format="{name}-field")
     split: str | None = setting(None, "Split of a dataset directory or hub id.")
     skip_invalid: bool = setting(False, "Count and report bad rows instead of failing.")
+    limit: int | None = setting(None, "Score only the first N valid rows.", ge=1)
 
 
 class ModelFields(Protocol):

@@ -38,6 +38,8 @@ class ScoreSummary:
     seconds: float
     output: Path
     prompt_truncated: int = 0
+    pair_accuracy: float | None = None  # pairs only: share with chosen > rejected (a tie is wrong, as in bench)
+    ties: int | None = None  # pairs only: exact chosen == rejected
 
     @property
     def rows_per_s(self) -> float:
@@ -77,12 +79,13 @@ def run_score(
     )
     if not loaded.rows:
         raise ThemisInputError(f"{config.input}: no valid rows to score ({len(loaded.skipped)} skipped)")
+    selected = loaded.rows[: config.limit] if config.limit else loaded.rows
     scorer = Scorer.from_job_config(config, pack)
     started = time.perf_counter()
     if kind == "pairs":
         if on_loaded:
-            on_loaded(2 * len(loaded.rows))
-        scores = scorer.score_pairs(loaded.rows, config.criterion, progress)
+            on_loaded(2 * len(selected))
+        scores = scorer.score_pairs(selected, config.criterion, progress)
         rows = [
             {
                 "id": p.id,
@@ -95,7 +98,7 @@ def run_score(
                 "subset": p.subset,
             }
             for p, c, r, ct, rt in zip(
-                loaded.rows,
+                selected,
                 scores.chosen.tolist(),
                 scores.rejected.tolist(),
                 scores.chosen_truncated,
@@ -105,23 +108,26 @@ def run_score(
         ]
         truncated, sequences = scores.truncated_pairs, 2 * len(rows)
         prompt_truncated = scores.prompt_truncated_pairs
+        accuracy = float((scores.chosen > scores.rejected).mean())
+        ties = int((scores.chosen == scores.rejected).sum())
     else:
         if on_loaded:
-            on_loaded(len(loaded.rows))
-        systems = _row_systems(scorer, loaded.rows, config.criterion)
+            on_loaded(len(selected))
+        systems = _row_systems(scorer, selected, config.criterion)
         out = scorer.score_requests(
-            [ScoreRequest(r.prompt, r.response, s) for r, s in zip(loaded.rows, systems, strict=True)],
+            [ScoreRequest(r.prompt, r.response, s) for r, s in zip(selected, systems, strict=True)],
             progress,
         )
         rows = [
             {"id": r.id, "score": s, "truncated_tokens": int(t), "aspect": r.aspect}
-            for r, s, t in zip(loaded.rows, out.rewards.tolist(), out.truncated_tokens, strict=True)
+            for r, s, t in zip(selected, out.rewards.tolist(), out.truncated_tokens, strict=True)
         ]
         truncated, sequences = len(out.truncated_rows), len(rows)
         prompt_truncated = len(out.prompt_truncated_rows)
+        accuracy = ties = None
     seconds = time.perf_counter() - started
     summary = ScoreSummary(
-        len(rows), sequences, len(loaded.skipped), truncated, seconds, config.output, prompt_truncated
+        len(rows), sequences, len(loaded.skipped), truncated, seconds, config.output, prompt_truncated, accuracy, ties
     )
     settings = {
         **scorer.settings(config.criterion),

@@ -254,6 +254,10 @@ def all_field_names() -> list[str]:
     return [leaf.name for leaf in config_leaves(TrainConfig)]
 
 
+RECIPES_DIR = Path(__file__).parent / "configs"
+"""The shipped recipes (``pt.yaml``, ``pm.yaml``): ``themis train --config pm`` names one."""
+
+
 def load_recipe(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
     """Read a recipe YAML onto ``base`` (defaults); unknown keys and wrong types are errors naming the key."""
     return load_config(TrainConfig, path, base=base, validate=False)
