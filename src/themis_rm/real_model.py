@@ -63,20 +63,7 @@ def causal_lm_dir(cache: Path | None = None) -> Path:
     """
     source = gguf_path()
     target = (cache or cache_root()) / f"smollm2-135m-instruct-{_sha256(source)[:16]}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
-        _convert(source, scratch)
-        try:
-            scratch.rename(target)
-        except OSError:  # another process got there first
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return _build_once(target, lambda out: _convert(source, out))
 
 
 def reward_model_dir(cache: Path | None = None, *, seed: int = 0) -> Path:
@@ -89,22 +76,31 @@ def reward_model_dir(cache: Path | None = None, *, seed: int = 0) -> Path:
     from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     base = causal_lm_dir(cache)
-    target = base.parent / f"{base.name}-seqcls-seed{seed}"
-    if (target / "config.json").is_file():
-        return target
-    scratch = Path(tempfile.mkdtemp(dir=base.parent, prefix=".building-"))
-    try:
+
+    def build(out: Path) -> None:
         torch.manual_seed(seed)
         model = LlamaForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(base)
         model.config.pad_token_id = tokenizer.pad_token_id
         with torch.no_grad():
             model.score.weight.normal_(0.0, 0.05)  # hidden states have norm ~30: keep rewards within a few units
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return _build_once(base.parent / f"{base.name}-seqcls-seed{seed}", build)
+
+
+def _build_once(target: Path, build) -> Path:
+    """``target``, built by ``build(scratch)`` into a temporary directory renamed into place unless it exists."""
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        build(scratch)
         try:
             scratch.rename(target)
-        except OSError:
+        except OSError:  # another process got there first
             if not (target / "config.json").is_file():
                 raise
     finally:

@@ -28,7 +28,11 @@ def pairs() -> list[PreferencePair]:
 
 @pytest.mark.parametrize("engine", ["auto", "prefix", "padded"])
 def test_identical_responses_are_exact_ties_on_every_engine(tiny_model_dir, engine):
-    scorer = Scorer.from_pretrained(str(tiny_model_dir), prompts="open", max_length=512, engine=engine)
+    """A guard for every engine end to end (these pairs tie even without the shared scoring; the split-batch test
+    below is the one that failed before it)."""
+    scorer = Scorer.from_pretrained(
+        str(tiny_model_dir), prompts="open", max_length=512, engine=engine, batch_tokens=200
+    )
     scored = scorer.score_pairs(pairs(), criteria="aspect")
     identical = [i for i, p in enumerate(pairs()) if p.chosen == p.rejected]
     assert len(identical) == 4
@@ -49,7 +53,9 @@ def test_identical_responses_are_exact_ties_on_every_engine(tiny_model_dir, engi
 def test_every_engine_gives_the_same_tie_half_accuracy(tiny_model_dir):
     results = {}
     for engine in ("auto", "prefix", "padded"):
-        scorer = Scorer.from_pretrained(str(tiny_model_dir), prompts="open", max_length=512, engine=engine)
+        scorer = Scorer.from_pretrained(
+            str(tiny_model_dir), prompts="open", max_length=512, engine=engine, batch_tokens=200
+        )
         scored = scorer.score_pairs(pairs(), criteria="aspect")
         credit = np.where(scored.chosen == scored.rejected, 0.5, (scored.chosen > scored.rejected).astype(float))
         results[engine] = credit.tolist()

@@ -218,14 +218,20 @@ class Scorer:
         engine: a pair whose chosen and rejected render the same is an exact tie whatever the batch or engine
         (batch composition moves a forward's result by an ulp or so).
         """
-        slots: dict[tuple[int, ...], int] = {}
-        where = [slots.setdefault(tuple(r.input_ids), len(slots)) for r in rendered]
-        if len(slots) == len(rendered):
+        slots: dict[tuple[int, ...], int] = {}  # token ids -> index into ``unique``
+        unique: list[RenderedSequence] = []
+        where = []
+        for sequence in rendered:
+            key = tuple(sequence.input_ids)
+            if key not in slots:
+                slots[key] = len(unique)
+                unique.append(sequence)
+            where.append(slots[key])
+        if len(unique) == len(rendered):
             return self._score_unique(rendered, progress)
-        first = {slot: i for i, slot in reversed(list(enumerate(where)))}
-        rewards = self._score_unique([rendered[first[slot]] for slot in range(len(slots))], progress)
+        rewards = self._score_unique(unique, progress)
         if progress is not None:
-            progress(len(rendered) - len(slots))
+            progress(len(rendered) - len(unique))
         return rewards[np.asarray(where)]
 
     def _score_unique(self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None) -> np.ndarray:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
 from themis_rm.config import validate_config
 from themis_rm.errors import MissingExtraError
 from themis_rm.serve import vllm_routes
+from themis_rm.serve.dependencies import Service
 from themis_rm.serve.guards import BearerAuth, BodyLimit
 from themis_rm.serve.handlers import install_error_handlers
 from themis_rm.serve.metrics import MetricsMiddleware
@@ -31,7 +31,7 @@ from themis_rm.serve.service import RewardService
 from themis_rm.serve.settings import ServeSettings
 
 try:
-    from fastapi import APIRouter, Depends, FastAPI, Request
+    from fastapi import APIRouter, FastAPI
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -69,11 +69,6 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     return app
 
 
-async def _service(request: Request) -> RewardService:
-    return request.app.state.service
-
-
-Service = Annotated[RewardService, Depends(_service)]
 router = APIRouter()
 
 

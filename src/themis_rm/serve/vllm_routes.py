@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from themis_rm.errors import MissingExtraError
 from themis_rm.pairs import ScoreRequest as ConversationRequest
+from themis_rm.serve.dependencies import Service
 from themis_rm.serve.protocol import ScoreItemsRequest, ScoreItemsResponse
 from themis_rm.serve.request_id import request_id
 from themis_rm.serve.service import RewardService, Scored
@@ -29,18 +30,13 @@ from themis_rm.serve.vllm_protocol import (
 )
 
 try:
-    from fastapi import APIRouter, Body, Depends, Request, Response
+    from fastapi import APIRouter, Body, Request, Response
     from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("fastapi", "serve") from exc
 
 
-async def _service(request: Request) -> RewardService:
-    return request.app.state.service
-
-
-Service = Annotated[RewardService, Depends(_service)]
 router = APIRouter()
 _STARTED = int(time.time())
 
