@@ -62,6 +62,7 @@ _ALIASES: dict[str, str] = {
     "maintainability": READABILITY_MAINTAINABILITY,
 }
 
+
 def builtin_aliases() -> dict[str, list[str]]:
     """Each built-in criterion's aliases (``Security_Hardness: [security, sh]``): known without any prompt pack."""
     return {key: sorted(a for a, target in _ALIASES.items() if target == key) for key in CRITERIA}

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -34,6 +36,47 @@ def resolve_mixed_precision(setting: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+LAUNCHER_WORLD_SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def launched_world_size(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes the launcher started (torchrun/accelerate set ``WORLD_SIZE``, MPI its own variable)."""
+    environ = os.environ if environ is None else environ
+    sizes = [int(environ[name]) for name in LAUNCHER_WORLD_SIZE_VARS if environ.get(name, "").isdigit()]
+    return max(sizes, default=1)
+
+
+def check_launch(num_processes: int, distributed_type: str, environ: Mapping[str, str] | None = None) -> None:
+    """Fail at once when a multi-process launch did not become one distributed group.
+
+    ``accelerate launch`` with a GPU config (FSDP2, DeepSpeed, multi-GPU) or ``torchrun`` on a machine without
+    GPUs starts N processes, and accelerate silently sets each one up alone: N independent trainers that race on
+    one ``--output``. Each process sees the launcher's world size but a one-process accelerator.
+    """
+    environ = os.environ if environ is None else environ
+    launched = launched_world_size(environ)
+    if launched > 1 and num_processes != launched:
+        cuda = f"{torch.cuda.device_count()} CUDA devices" if torch.cuda.is_available() else "no CUDA device"
+        raise ThemisInputError(
+            f"the launcher started {launched} processes but accelerate set up {num_processes} (distributed type "
+            f"{distributed_type}, {cuda}): each would train alone and overwrite the same --output. "
+            "On a machine without GPUs, set ACCELERATE_USE_CPU=true for DDP over gloo "
+            "(`ACCELERATE_USE_CPU=true accelerate launch ...` or `ACCELERATE_USE_CPU=true torchrun ...`); "
+            "on GPUs, make the config's num_processes match the visible devices; "
+            "or run one process without a launcher (docs/training.md, 'Launching')"
+        )
+    for engine in ("FSDP", "DEEPSPEED"):
+        asked = environ.get(f"ACCELERATE_USE_{engine}", "").lower() in ("1", "true")
+        if asked and distributed_type != engine and environ.get("RANK", "0") == "0":
+            logger.warning(
+                "the accelerate config asks for %s but this run is %s (%s is GPU-only in accelerate): the model "
+                "is replicated on every process, not sharded",
+                engine,
+                distributed_type,
+                engine,
+            )
+
+
 def build_accelerator(config: TrainConfig):
     """An ``Accelerator`` whose gradient accumulation makes ``batch_size`` pairs per optimizer step.
 
@@ -49,6 +92,7 @@ def build_accelerator(config: TrainConfig):
         gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=1, sync_with_dataloader=False),
         step_scheduler_with_optimizer=False,
     )
+    check_launch(accelerator.num_processes, accelerator.distributed_type.name)
     per_step = config.batch.micro_batch_size * accelerator.num_processes
     if config.batch.batch_size % per_step:
         raise ThemisInputError(
