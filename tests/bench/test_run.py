@@ -202,6 +202,33 @@ def test_prompt_cuts_are_counted_apart_from_response_cuts(tiny_model_dir, tmp_pa
     assert (run["n_truncated_pairs"], run["n_prompt_truncated_pairs"]) == (2, 1)
 
 
+@pytest.mark.parametrize("policy", ["drop", "keep"])
+def test_pairs_the_model_sees_as_identical_are_dropped_and_counted(tiny_model_dir, tmp_path, policy):
+    """Issue 20, item 4: a cut that removes the only difference (or equal texts) leaves a pair that measures
+    nothing; by default it leaves the results, is counted and its id listed; ``--identical keep`` scores it as the
+    reference does (a tie)."""
+    head = "x = 1\n" * 200
+    rows = [
+        {"id": "fine", "prompt": "Add.", "chosen": "return a + b", "rejected": "return a - b"},
+        {"id": "cut-tail", "prompt": "Add.", "chosen": head + "return a + b", "rejected": head + "return a - b"},
+        {"id": "same", "prompt": "Add.", "chosen": "return a + b", "rejected": "return a + b"},
+    ]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_bench(_config(tiny_model_dir, path, tmp_path / "run", max_length=128, identical=policy))
+    run, overall = result.run, result.results["overall"]
+    assert (run["n_identical_pairs"], sorted(run["identical_pair_ids"]), run["n_scored_pairs"]) == (
+        2,
+        ["cut-tail", "same"],
+        3,
+    )
+    scored_ids = set(pd.read_parquet(tmp_path / "run" / "scores.parquet").index)
+    if policy == "drop":
+        assert (overall["total_examples"], run["n_ties"], scored_ids) == (1, 0, {"fine"})
+    else:
+        assert (overall["total_examples"], run["n_ties"], len(scored_ids)) == (3, 2, 3)
+
+
 def test_invalid_tie_policy_is_reported_with_the_flag(tiny_model_dir, sample_pairs, tmp_path):
     with pytest.raises(ThemisInputError, match="--ties must be one of wrong, half, got 'skip'"):
         run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", ties="skip"))
@@ -279,11 +306,18 @@ def test_bench_counts_every_real_pair_per_aspect_language_and_subset(shared_dir,
     rows = [json.loads(line) for f in pair_files for line in f.read_text().splitlines() if line.strip()]
     data = tmp_path / "all_pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = run_bench(_config(tiny_model_dir, data, tmp_path / "run", max_length=2048, checkpoint_every=512))
+    config = _config(tiny_model_dir, data, tmp_path / "run", max_length=2048, checkpoint_every=512, identical="keep")
+    result = run_bench(config)
     results = result.results
     assert results["overall"]["total_examples"] == len(rows) == 2646
     for key, field in (("by_aspect", "aspect"), ("by_language", "language"), ("by_subset", "subset")):
         assert {k: v["count"] for k, v in results[key].items()} == dict(Counter(r[field] for r in rows))
+    # No two texts are equal, but at 2048 tokens of the tiny tokenizer some differences lie past the cut: those
+    # pairs are named, and are exact ties when kept.
+    identical = set(result.run["identical_pair_ids"])
+    assert 0 < len(identical) == result.run["n_identical_pairs"] < 100
+    scores = pd.read_parquet(tmp_path / "run" / "scores.parquet").loc[sorted(identical)]
+    assert (scores["chosen_score"] == scores["rejected_score"]).all()
 
 
 def test_perturbations_are_scored_beside_the_clean_run(tiny_model_dir, sample_pairs, tmp_path):

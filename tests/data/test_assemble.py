@@ -10,7 +10,15 @@ import pytest
 pytest.importorskip("datatrove")
 
 from themis_rm.criteria import CRITERIA, PromptSampler
-from themis_rm.data.assemble import AssembleConfig, ChatLengthFilter, PairBuilder, split_of, training_row
+from themis_rm.data.assemble import (
+    AssembleConfig,
+    ChatBudget,
+    Excerpt,
+    PairBuilder,
+    change_window,
+    split_of,
+    training_row,
+)
 from themis_rm.data.base import Document
 from themis_rm.data.decontam import DecontamConfig, DecontaminationFilter, ngrams
 from themis_rm.data.records import stable_int
@@ -22,6 +30,7 @@ FC, RE = "Functional_Correctness", "Runtime_Efficiency"
 
 def record(doc_id="r1", aspects=(FC, RE), repo="acme/kv", **meta) -> Document:
     base = {"old_contents": "x = 1\n", "message": "Fix x", "language": "Python", "path": "x.py", "repo": repo}
+    base["commit"] = "c0ffee"
     return Document("x = 2\n", doc_id, metadata={**base, "aspects": list(aspects), **meta})
 
 
@@ -38,7 +47,9 @@ def test_one_pair_per_aspect_plus_the_bug_pair_in_training_schema():
         ("r1:bug", FC, "x = 3\n"),
     ]
     rows = [training_row(None, p) for p in pairs]
-    assert all(set(r) == {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    fields = {"id", "system", "input", "chosen", "rejected", "aspect", "language", "repo", "commit", "path", "lines"}
+    assert all(set(r) == fields for r in rows)
+    assert {(r["repo"], r["commit"], r["path"], r["lines"]) for r in rows} == {("acme/kv", "c0ffee", "x.py", None)}
     assert {r["input"] for r in rows} == {"Set x to two."} and {r["chosen"] for r in rows} == {"x = 2\n"}
     sampler = PromptSampler(load_prompt_pack("open"), seed=0)
     assert [p.metadata["system"] for p in pairs] == [
@@ -96,11 +107,11 @@ def test_split_is_by_repository():
     assert split_of("Org/Repo1", 0.3) == split_of("org/repo1", 0.3)
 
 
-def test_chat_length_filter_measures_under_the_chat_template(tmp_path, qwen_tokenizer):
+def test_chat_budget_measures_under_the_chat_template(tmp_path, qwen_tokenizer):
     qwen_tokenizer.save_pretrained(tmp_path / "tok")
     long = record("long", aspects=[FC], old_contents="y = [" + "1, " * 3000 + "]\n")
     pairs, _ = build([record("short", aspects=[FC]), long])
-    step = ChatLengthFilter(str(tmp_path / "tok"), max_tokens=2000)
+    step = ChatBudget(str(tmp_path / "tok"), max_tokens=2000, over_budget="drop")
     kept = list(step.run(iter(pairs)))
     assert [p.id for p in kept] == ["short:Functional_Correctness"]
     assert step.stats["dropped_too_long"].total == 1
@@ -111,10 +122,68 @@ def test_chat_length_of_a_no_prompt_pair_has_no_system_turn(tmp_path, qwen_token
 
     qwen_tokenizer.save_pretrained(tmp_path / "tok")
     meta = {"system": "", "input": "Fix x", "chosen": "x = 2\n", "rejected": "x = 1\n", "aspect": FC}
-    step = ChatLengthFilter(str(tmp_path / "tok"), max_tokens=2000)
+    step = ChatBudget(str(tmp_path / "tok"), max_tokens=2000)
     list(step.run(iter([Document("x = 2\n", "p", metadata=meta)])))
     bare = ChatRenderer(qwen_tokenizer).render("Fix x", "x = 2\n", None)
     assert step.stats["chat_tokens"].total == len(bare.input_ids)
+
+
+def _module(changed_line: int, value: str, lines: int = 400) -> str:
+    return "".join(f"value_{i} = {value if i == changed_line else i}\n" for i in range(lines))
+
+
+def test_a_pair_over_budget_is_cut_to_the_same_window_around_its_change(tmp_path, qwen_tokenizer):
+    """Issue 20, item 4: the trainer would cut the end of both 400-line files and lose the change at line 301;
+    the window keeps it, with as much context as fits, and says which lines it shows."""
+    from themis_rm.render import ChatRenderer
+
+    qwen_tokenizer.save_pretrained(tmp_path / "tok")
+    doc = record("r", aspects=[FC], old_contents=_module(300, "None"))
+    doc.text = _module(300, "compute()")
+    pairs, _ = build([doc])
+    step = ChatBudget(str(tmp_path / "tok"), max_tokens=512)
+    (kept,) = list(step.run(iter(pairs)))
+    meta = kept.metadata
+    first, last = meta["lines"]
+    assert first <= 301 <= last and last - first < 400 and step.stats["windowed"].total == 1
+    assert "value_300 = compute()" in meta["chosen"] and "value_300 = None" in meta["rejected"]
+    assert meta["chosen"].replace("compute()", "None") == meta["rejected"] and kept.text == meta["chosen"]
+    assert meta["input"] == f"Fix x\n\nWrite lines {first}-{last} of the Python file `x.py`."
+    renderer = ChatRenderer(qwen_tokenizer)
+    lengths = [
+        len(renderer.render(meta["input"], meta[s], meta["system"] or None).input_ids) for s in ("chosen", "rejected")
+    ]
+    assert max(lengths) <= 512
+    wider = change_window(doc.text, doc.metadata["old_contents"], (last - first) // 2 + 1)
+    wider_input = f"Fix x\n\nWrite lines {wider.first}-{wider.last} of the Python file `x.py`."
+    assert len(renderer.render(wider_input, wider.chosen, meta["system"] or None).input_ids) > 512  # the widest
+    assert training_row(None, kept)["lines"] == [first, last]
+
+
+def test_a_change_larger_than_the_budget_and_equal_texts_are_dropped_and_counted(tmp_path, qwen_tokenizer):
+    qwen_tokenizer.save_pretrained(tmp_path / "tok")
+    big = record("big", aspects=[FC], old_contents="".join(f"old_{i} = {i}\n" for i in range(400)))
+    big.text = "".join(f"new_{i} = {i}\n" for i in range(400))
+    same = record("same", aspects=[FC], old_contents="x = 2\n")
+    pairs, _ = build([big, same, record("fine", aspects=[FC])])
+    step = ChatBudget(str(tmp_path / "tok"), max_tokens=512)
+    assert [p.id for p in step.run(iter(pairs))] == ["fine:Functional_Correctness"]
+    assert step.stats["dropped_change_too_long"].total == step.stats["dropped_identical"].total == 1
+
+
+def test_change_window_keeps_the_changed_lines_and_the_context_asked_for():
+    old = "a\nb\nc\nd\ne\n"
+    assert change_window("a\nb\nX\nd\ne\n", old, 1) == Excerpt("b\nX\nd\n", "b\nc\nd\n", 2, 4)
+    grown = change_window("a\nb\nc\nY\nZ\nd\ne\n", old, 0)  # an insertion: lines 4-5 of the new file
+    assert (grown.chosen, grown.rejected, grown.first, grown.last) == ("Y\nZ\n", "", 4, 5)
+    assert change_window("a\nb\nX\nd\ne\n", old, 10).chosen == "a\nb\nX\nd\ne\n"
+
+
+def test_an_unloadable_tokenizer_fails_when_the_step_is_built(tmp_path):
+    from themis_rm.errors import ThemisInputError
+
+    with pytest.raises(ThemisInputError, match=r"assemble\.tokenizer: .*or null to turn the token budget off"):
+        ChatBudget(str(tmp_path / "nowhere"), max_tokens=512)
 
 
 @pytest.mark.real_data

@@ -331,12 +331,14 @@ def test_every_stage_counts_what_it_keeps_and_drops(
     # 8 records left: pyrepo FC, RE, RM, null-pointer FC; jsrepo SH+RM, ME; gorepo RE; algo RE -> 9 aspect pairs
     # + 2 bug pairs
     assert summary.stage("pairs").other["pairs"] == 11
-    assert summary.stage("chat_length").dropped == {}
+    assert summary.stage("chat_budget").dropped == {}
     assert sum(summary.pairs.values()) == 11
 
     rows = [json.loads(line) for p in (out / "pairs").rglob("*.jsonl") for line in p.open()]
     assert {r["input"] for r in rows} == {"Implement the described behaviour."}
-    assert all(set(r) == {"id", "system", "input", "chosen", "rejected", "aspect", "language"} for r in rows)
+    fields = {"id", "system", "input", "chosen", "rejected", "aspect", "language", "repo", "commit", "path", "lines"}
+    assert all(set(r) == fields for r in rows)
+    assert all(r["repo"] and len(r["commit"]) == 40 and r["path"] and r["lines"] is None for r in rows)
     assert all(isinstance(r["system"], str) for r in rows)  # "" for the pairs drawn without a prompt
     assert sorted(r["aspect"] for r in rows).count("Functional_Correctness") == 4
     assert json.loads((out / "summary.json").read_text())["pairs"] == summary.pairs

@@ -116,6 +116,34 @@ def test_over_length_pairs_are_dropped_and_counted_with_drop_policy(qwen_tokeniz
     assert batch.pair_indices == [1] and batch.pair_weight.tolist() == [1.0]
 
 
+def test_pairs_whose_sides_render_the_same_are_dropped_and_counted_under_every_policy(qwen_tokenizer, pack):
+    """Issue 20, item 4: cutting the end of two long responses that differ only after the cut (5 of 21 mined pairs
+    at 4096 tokens) left identical tokens, trained as a pair the label says is not a tie."""
+    pairs = [
+        TrainingPair("cut", "p", LONG + "return a + b", LONG + "return a - b", system="S"),
+        TrainingPair("same", "p", "z = 1", "z = 1", system="S"),
+        TrainingPair("fine", "p", "z = 1", "w = 2", system="S"),
+    ]
+    for options in ({}, {"overflow": "drop"}, {"evaluation": True}):
+        batch = _collator(qwen_tokenizer, pack, **options)([(0, i, p) for i, p in enumerate(pairs)])
+        assert batch.counts["dropped_identical_after_truncation"] == 1, options
+        assert batch.counts["dropped_identical_pairs"] == 1 and batch.counts["trained_pairs"] == 1
+        assert batch.pair_indices == [2] and batch.identical_indices == [0, 1]
+
+
+def test_eval_leaves_identical_pairs_out_of_the_denominator():
+    import numpy as np
+
+    from themis_rm.train.evaluate import EvalResult
+
+    result = EvalResult(
+        np.array([1.0, 0.5, 0.2]), np.array([0.0, 0.5, 0.9]), ["a", "a", "b"], np.array([0, 1, 0], bool)
+    )
+    metrics = result.metrics()
+    assert (metrics["eval/pairs"], metrics["eval/identical"], metrics["eval/accuracy"]) == (2, 1, 0.5)
+    assert metrics["eval/ties"] == 0 and metrics["eval/accuracy/a"] == 1.0
+
+
 def test_a_system_prompt_that_leaves_no_room_is_dropped_and_counted_never_raised(qwen_tokenizer, pack):
     huge_system = "Rule. " * 100
     pairs = [TrainingPair("a", "p", "z", "w", system=huge_system)]

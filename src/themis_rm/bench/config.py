@@ -17,6 +17,7 @@ from themis_rm.pairs import FieldMap
 from themis_rm.scoring.config import ASPECT, ModelConfig
 
 TIE_POLICIES = ("wrong", "half")  # bench.metrics imports them from here
+IDENTICAL_POLICIES = ("drop", "keep")
 
 
 @dataclass(kw_only=True)
@@ -37,6 +38,12 @@ class BenchConfig(ModelConfig):
         deprecated=("--prompts-mode", "--prompt-mode"),
     )
     ties: str = setting("wrong", "wrong (reference: ties count as errors) or half.", choices=TIE_POLICIES)
+    identical: str = setting(
+        "drop",
+        "Pairs whose chosen and rejected reach the model as the same tokens (equal texts, or --max-length cut the "
+        "difference): drop them from the results and count them, or keep them (scored as ties, as the reference).",
+        choices=IDENTICAL_POLICIES,
+    )
     limit: int | None = setting(None, "Score only the first N selected pairs.", ge=1)
     subsets: tuple[str, ...] = setting((), "Keep only these subsets (repeatable or comma list).", flags=("--subset",))
     languages: tuple[str, ...] = setting((), "Keep only these languages.", flags=("--language",))

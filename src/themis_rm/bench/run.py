@@ -5,7 +5,9 @@ Outputs in ``--output``:
 * ``scores.parquet`` and ``results.json`` exactly in the reference format (see :mod:`themis_rm.bench.metrics`);
 * ``run.json``: everything else — model and revision, dtype, device, max_length, prompt mode and pack hash, tie
   policy and counts, NaNs, truncated pairs (``n_truncated_pairs``: any cut; ``n_prompt_truncated_pairs``: of
-  those, pairs whose prompt end was cut), engine paths used, versions, wall time, pairs/s;
+  those, pairs whose prompt end was cut), identical pairs (``n_identical_pairs``, ``identical_pair_ids``: the two
+  sides reached the model as the same tokens; ``--identical drop``, the default, leaves them out of the results),
+  engine paths used, versions, wall time, pairs/s;
 * ``scores.partial.jsonl``: one line per scored pair, appended and fsynced chunk by chunk. A killed run restarted
   with the same arguments reuses these lines (no pair lost, none counted twice); ``checkpoint.json`` holds the
   fingerprint of the settings — with the dtype and device the model actually loaded in, not ``auto`` — so a
@@ -124,13 +126,14 @@ def run_bench(
     with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
         for chunk in _length_sorted_chunks(pending, config.checkpoint_every):
             scores = scorer.score_pairs(chunk, config.criterion)
-            for pair, c, r, ct, rt, pt in zip(
+            for pair, c, r, ct, rt, pt, same in zip(
                 chunk,
                 scores.chosen.tolist(),
                 scores.rejected.tolist(),
                 scores.chosen_truncated.tolist(),
                 scores.rejected_truncated.tolist(),
                 scores.prompt_truncated.tolist(),
+                scores.identical.tolist(),
                 strict=True,
             ):
                 record = {
@@ -139,6 +142,7 @@ def run_bench(
                     "rejected_score": r,
                     "truncated": bool(ct or rt),
                     "prompt_truncated": bool(pt),
+                    "identical": bool(same),
                 }
                 partial.write(json.dumps(record) + "\n")
                 done[pair.id] = record
@@ -152,6 +156,10 @@ def run_bench(
 
 
 def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
+    scored = [done[p.id] for p in pairs]  # every selected pair; the results may drop the identical ones
+    identical = [r["id"] for r in scored if r.get("identical", False)]
+    if identical and config.identical == "drop":
+        pairs = _drop_identical(pairs, set(identical), config.data)
     records = [done[p.id] for p in pairs]
     frame = pairs_frame(pairs, [r["chosen_score"] for r in records], [r["rejected_score"] for r in records])
     results = compile_results(frame, ties=config.ties)
@@ -169,7 +177,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         )
     write_scores_parquet(frame, config.output / "scores.parquet")
     write_results_json(results, config.output / "results.json")
-    scored_now = len(pairs) - resumed
+    scored_now = len(scored) - resumed
     run = {
         **scorer.settings(config.criterion),
         "data": config.data,
@@ -179,8 +187,12 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         "n_ties": tie_count(frame),
         "n_nan": nan_count(frame),
         "n_pairs": len(pairs),
-        "n_truncated_pairs": sum(r["truncated"] for r in records),
-        "n_prompt_truncated_pairs": sum(r.get("prompt_truncated", False) for r in records),
+        "n_scored_pairs": len(scored),
+        "identical": config.identical,
+        "n_identical_pairs": len(identical),
+        "identical_pair_ids": identical,
+        "n_truncated_pairs": sum(r["truncated"] for r in scored),
+        "n_prompt_truncated_pairs": sum(r.get("prompt_truncated", False) for r in scored),
         "resumed_pairs": resumed,
         "filters": {
             "subsets": list(config.subsets),
@@ -198,6 +210,20 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
     (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
     logger.info("bench: %d pairs, accuracy %.4f", len(pairs), results["overall"]["accuracy"])
     return BenchResult(config.output, results, run)
+
+
+def _drop_identical(pairs: list[PreferencePair], identical: set[str], source: str) -> list[PreferencePair]:
+    """The pairs whose two sides the model told apart; the others are counted in ``run.json`` and said here."""
+    kept = [p for p in pairs if p.id not in identical]
+    logger.warning(
+        "%d of %d pairs reach the model with identical chosen and rejected tokens (equal texts, or --max-length cut "
+        "the difference): dropped from the results and listed in run.json (--identical keep scores them as ties)",
+        len(identical),
+        len(pairs),
+    )
+    if not kept:
+        raise ThemisInputError(f"{source}: every pair's chosen and rejected are identical as the model sees them")
+    return kept
 
 
 def _pair_scorer(config: BenchConfig, pack: PromptPack | None):

@@ -25,7 +25,8 @@ def _bench(config: BenchConfig) -> None:
     console.print(
         f"accuracy {overall['accuracy']:.2%} over {overall['total_examples']} pairs "
         f"(ties {run['n_ties']}, NaN {run['n_nan']}, truncated {run['n_truncated_pairs']} "
-        f"(prompt cut in {run['n_prompt_truncated_pairs']}), "
+        f"(prompt cut in {run['n_prompt_truncated_pairs']}), identical {run['n_identical_pairs']} "
+        f"({'dropped' if run['identical'] == 'drop' else 'kept'}), "
         f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
     )
     wide_console().print(_accuracy_table(result.results))

@@ -248,10 +248,21 @@ class AssembleConfig:
     seed: int = setting(0, "Seed of the system-prompt draw and of the split.")
     validation_fraction: float = setting(0.05, "Share of repositories held out for validation.", ge=0, lt=1)
     tokenizer: str | None = setting(
-        None, "Tokenizer (local path) whose chat template measures pairs; None skips the length limit."
+        None,
+        "Tokenizer (local path or hub id) of the target model, whose chat template measures pairs; None turns the "
+        "token budget off.",
     )
     max_tokens: int = setting(
-        4096, "Longest rendered conversation (system + input + response) kept, for chosen and rejected alike.", ge=1
+        4096,
+        "Token budget of a rendered conversation (system + input + response), chosen and rejected alike: the "
+        "trainer's --max-length.",
+        ge=1,
+    )
+    over_budget: str = setting(
+        "window",
+        "A pair over max_tokens: window (cut both versions to the same lines around the change, as much context as "
+        "fits) or drop; either way counted.",
+        choices=("window", "drop"),
     )
     bug_pairs: bool = setting(True, "Emit the Functional_Correctness pair against an introduced bug when there is one.")
     decontam: DecontamConfig = field(default_factory=DecontamConfig)

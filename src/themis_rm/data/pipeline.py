@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from themis_rm.data.aspects import AspectLabeler
-from themis_rm.data.assemble import ChatLengthFilter, PairBuilder, pair_writer
+from themis_rm.data.assemble import ChatBudget, PairBuilder, pair_writer
 from themis_rm.data.config import PipelineConfig
 from themis_rm.data.decontam import DecontaminationFilter
 from themis_rm.data.dedup import DedupClusters, DedupFilter, DedupSignatures
@@ -71,7 +71,8 @@ def build_pipeline(config: PipelineConfig) -> list[Phase]:
         assemble.append(DecontaminationFilter(config.assemble.decontam))
     assemble.append(PairBuilder(config.assemble))
     if config.assemble.tokenizer:
-        assemble.append(ChatLengthFilter(config.assemble.tokenizer, config.assemble.max_tokens))
+        budget = config.assemble
+        assemble.append(ChatBudget(budget.tokenizer, budget.max_tokens, budget.over_budget))
     assemble.append(pair_writer(str(out / "pairs")))
     phases.append(Phase("assemble", assemble, tasks))
     return phases

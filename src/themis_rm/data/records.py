@@ -94,11 +94,16 @@ def read_row_adapter(_reader, data: dict, path: str, id_in_file: int | str) -> d
     return {"text": doc.text, "id": doc.id, "metadata": doc.metadata}
 
 
-def pair_input(metadata: dict[str, Any]) -> str:
+def pair_input(metadata: dict[str, Any], lines: tuple[int, int] | None = None) -> str:
     """The user turn of a pair: the synthesised instruction when an LLM stage wrote one, else the commit message
-    followed by what to produce (a fallback that needs no model)."""
+    followed by what to produce (a fallback that needs no model). ``lines`` (1-based, inclusive) asks for that
+    excerpt of the file instead of the whole file (a pair cut to fit a token budget)."""
     instruction = metadata.get("instruction")
+    path = metadata.get("path") or "the file"
     if isinstance(instruction, str) and instruction.strip():
-        return instruction.strip()
-    language, path = metadata.get("language") or "source", metadata.get("path") or "the file"
-    return f"{(metadata.get('message') or '').strip()}\n\nWrite the complete {language} file `{path}`."
+        if lines is None:
+            return instruction.strip()
+        return f"{instruction.strip()}\n\nWrite lines {lines[0]}-{lines[1]} of `{path}` (the rest is unchanged)."
+    language = metadata.get("language") or "source"
+    what = f"lines {lines[0]}-{lines[1]} of the" if lines else "the complete"
+    return f"{(metadata.get('message') or '').strip()}\n\nWrite {what} {language} file `{path}`."

@@ -79,7 +79,8 @@ class JudgePairScorer:
         self._append_raw(pairs, out, variant)
         n = len(pairs)
         zeros = np.zeros(n, dtype=np.int64)
-        return PairScores(out.rewards[:n], out.rewards[n:], zeros, zeros.copy(), np.zeros(n, dtype=bool))
+        identical = np.array([p.chosen == p.rejected for p in pairs], dtype=bool)  # the judge sees the same text
+        return PairScores(out.rewards[:n], out.rewards[n:], zeros, zeros.copy(), np.zeros(n, dtype=bool), identical)
 
     def score_variant(
         self, pairs: Sequence[PreferencePair], criteria: str | Sequence[str] | None, variant: str

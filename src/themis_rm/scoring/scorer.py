@@ -56,7 +56,9 @@ class PairScores:
     """Chosen and rejected rewards for a list of pairs (input order) and their truncation counts.
 
     ``chosen_truncated``/``rejected_truncated`` are tokens cut per side (prompt cuts included); ``prompt_truncated``
-    (bool, one per pair) marks pairs whose prompt end was cut on either side.
+    (bool, one per pair) marks pairs whose prompt end was cut on either side; ``identical`` (bool, one per pair)
+    marks pairs whose two sides reached the model as the same input (equal texts, or a cut that removed the only
+    difference): such a pair measures nothing, and callers drop and count it.
     """
 
     chosen: np.ndarray
@@ -64,6 +66,7 @@ class PairScores:
     chosen_truncated: np.ndarray
     rejected_truncated: np.ndarray
     prompt_truncated: np.ndarray
+    identical: np.ndarray
 
     @property
     def truncated_pairs(self) -> int:
@@ -195,7 +198,11 @@ class Scorer:
         self, requests: Sequence[ScoreRequest], progress: Callable[[int], None] | None = None
     ) -> ScoreOutput:
         """Render and score requests that already carry their system prompts."""
-        rendered = self.renderer.render_many(requests)
+        return self._score_output(self.renderer.render_many(requests), progress)
+
+    def _score_output(
+        self, rendered: Sequence[RenderedSequence], progress: Callable[[int], None] | None
+    ) -> ScoreOutput:
         rewards = self.score_rendered(rendered, progress)
         truncated = np.array([r.truncated_tokens for r in rendered], dtype=np.int64)
         prompt_truncated = np.array([r.prompt_truncated_tokens for r in rendered], dtype=np.int64)
@@ -203,7 +210,7 @@ class Scorer:
             logger.info(
                 "truncated %d of %d inputs to max_length=%d (the prompt's end in %d of them)",
                 np.count_nonzero(truncated),
-                len(requests),
+                len(rendered),
                 self.max_length,
                 np.count_nonzero(prompt_truncated),
             )
@@ -297,14 +304,17 @@ class Scorer:
         requests += [ScoreRequest(p.prompt, p.rejected, s) for p, s in zip(pairs, systems, strict=True)]
         n = len(pairs)
         try:
-            out = self.score_requests(requests, progress)
+            rendered = self.renderer.render_many(requests)
         except PromptTooLongError as exc:
             side = "chosen" if exc.index < n else "rejected"
             message = str(exc).split(": ", 1)[1]
             raise PromptTooLongError(f"pair {pairs[exc.index % n].id!r} ({side}): {message}", exc.index) from exc
+        out = self._score_output(rendered, progress)
         prompt_cut = (out.prompt_truncated_tokens[:n] > 0) | (out.prompt_truncated_tokens[n:] > 0)
+        sides = zip(rendered[:n], rendered[n:], strict=True)
+        identical = np.array([c.input_ids == r.input_ids for c, r in sides], dtype=bool)
         return PairScores(
-            out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:], prompt_cut
+            out.rewards[:n], out.rewards[n:], out.truncated_tokens[:n], out.truncated_tokens[n:], prompt_cut, identical
         )
 
     def _pair_systems(self, pairs: Sequence[PreferencePair], criteria) -> list[str | None]:

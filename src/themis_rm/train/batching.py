@@ -85,6 +85,7 @@ class _Rendered(NamedTuple):
     rejected: RenderedSequence
     weight: float  # 0 marks a dropped pair (kept only as a placeholder)
     aspect: str | None
+    identical: bool = False  # chosen and rejected rendered to the same tokens: dropped, never a tie to learn
 
 
 @dataclass
@@ -103,6 +104,7 @@ class PairBatch:
     position_ids: torch.Tensor | None = None
     pair_indices: list[int] = field(default_factory=list)
     aspects: list[str | None] = field(default_factory=list)
+    identical_indices: list[int] = field(default_factory=list)
     tokens: int = 0
     counts: Counter = field(default_factory=Counter)
 
@@ -116,13 +118,14 @@ class PairCollator:
     """Renders pairs under their system prompts and builds padded (or packed) model inputs.
 
     Over-length pairs follow ``overflow``: ``truncate`` cuts responses (closing tokens kept) and counts
-    ``truncated_pairs``; ``drop`` removes the pair and counts ``dropped_too_long``. When the prompt itself leaves
-    no room for the response, the renderer's ``prompt_overflow`` decides first: ``truncate`` keeps half the budget
-    of response and cuts the end of the last prompt turn (counted in ``prompt_truncated_pairs``, then handled as
-    any over-length pair above); ``error`` drops the pair (``dropped_prompt_too_long``). A system prompt and
+    ``truncated_pairs``; ``drop`` removes the pair and counts ``dropped_too_long``. A pair whose two sides render to
+    the same tokens is dropped and counted under either policy (see :meth:`_apply_overflow`). When the prompt itself
+    leaves no room for the response, the renderer's ``prompt_overflow`` decides first: ``truncate`` keeps half the
+    budget of response and cuts the end of the last prompt turn (counted in ``prompt_truncated_pairs``, then handled
+    as any over-length pair above); ``error`` drops the pair (``dropped_prompt_too_long``). A system prompt and
     template that alone exceed the budget drop the pair under either policy (``dropped_prompt_too_long``); nothing
-    is raised. A micro-batch whose pairs all dropped keeps one placeholder of weight 0, so every process still
-    runs the same forwards (FSDP collectives); placeholders count in no loss denominator.
+    is raised. A micro-batch whose pairs all dropped keeps one placeholder of weight 0, so every process still runs
+    the same forwards (FSDP collectives); placeholders count in no loss denominator.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class PairCollator:
         batch.pair_weight = torch.tensor([r.weight for r in kept], dtype=torch.float32)
         batch.pair_indices = [r.index for r in kept]
         batch.aspects = [r.aspect for r in kept]
+        batch.identical_indices = [r.index for r in rendered if r.identical]
         counts["trained_pairs"] += sum(1 for r in kept if r.weight > 0)
         counts["real_tokens"] += batch.tokens
         counts["computed_tokens"] += batch.input_ids.numel()  # padded rows x width (= real tokens when packed)
@@ -194,8 +198,16 @@ class PairCollator:
     def _apply_overflow(
         self, index: int, pair: TrainingPair, chosen: RenderedSequence, rejected: RenderedSequence, counts: Counter
     ) -> _Rendered:
-        """Count truncations; under ``overflow="drop"`` a truncated training pair gets weight 0."""
+        """Count truncations; under ``overflow="drop"`` a truncated training pair gets weight 0.
+
+        A pair whose sides render to the same tokens gets weight 0 under any policy (train and eval): a cut that
+        removed the only difference (``dropped_identical_after_truncation``) or equal texts
+        (``dropped_identical_pairs``) would teach a tie the label says is not one.
+        """
         cut = chosen.truncated or rejected.truncated
+        if chosen.input_ids == rejected.input_ids:
+            counts["dropped_identical_after_truncation" if cut else "dropped_identical_pairs"] += 1
+            return _Rendered(index, chosen, rejected, 0.0, pair.aspect, identical=True)
         if cut:
             counts["truncated_tokens"] += chosen.truncated_tokens + rejected.truncated_tokens
             counts["prompt_truncated_pairs"] += int(

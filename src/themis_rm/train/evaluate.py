@@ -26,20 +26,25 @@ class EvalResult:
     chosen: np.ndarray
     rejected: np.ndarray
     aspects: list[str | None]
+    identical: np.ndarray | None = None  # bool per pair: both sides rendered to the same tokens
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
         """Accuracy (strict ``>``; ties and unscored pairs count as wrong), mean margin, counts, accuracy by aspect.
 
         A pair is unscored (NaN) when its system prompt and template alone exceed ``max_length``; it stays in the
-        denominator and is counted in ``<prefix>/dropped``. Values are not rounded (``results.json`` rounds).
+        denominator and is counted in ``<prefix>/dropped``. A pair whose sides rendered identical leaves the
+        denominator and is counted in ``<prefix>/identical`` (``themis bench`` drops it the same way). Values are not
+        rounded (``results.json`` rounds).
         """
-        n = len(self.aspects)
+        keep = ~self.identical if self.identical is not None else np.ones(len(self.aspects), dtype=bool)
+        aspects = [a for a, k in zip(self.aspects, keep, strict=True) if k]
+        n = len(aspects)
         frame = scores_frame(
             ids=[str(i) for i in range(n)],
-            chosen=self.chosen,
-            rejected=self.rejected,
+            chosen=self.chosen[keep],
+            rejected=self.rejected[keep],
             language=[None] * n,
-            aspect=[aspect or "none" for aspect in self.aspects],
+            aspect=[aspect or "none" for aspect in aspects],
             subset=[None] * n,
         )
         credit = pair_credit(frame, ties="wrong")
@@ -49,6 +54,7 @@ class EvalResult:
             f"{prefix}/ties": float(tie_count(frame)),
             f"{prefix}/dropped": float(nan_count(frame)),
             f"{prefix}/pairs": float(n),
+            f"{prefix}/identical": float(len(keep) - n),
         }
         for aspect, accuracy in credit.groupby(frame["aspect"], sort=True).mean().items():
             metrics[f"{prefix}/accuracy/{aspect}"] = float(accuracy)
@@ -75,6 +81,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     results: list[tuple[int, float, float]] = []
+    identical: list[int] = []
     for k in range(rounds):
         real = k < len(mine)
         indices = mine[k] if real else (mine or batches)[-1]
@@ -85,10 +92,13 @@ def evaluate(
             weights = batch.pair_weight.tolist()
             rows = zip(batch.pair_indices, chosen, rejected, weights, strict=True)
             results += [(i, c, r) for i, c, r, w in rows if w > 0]
+            identical += batch.identical_indices
     model.train(was_training)
     gathered = gather_object(results) if world > 1 else results
     chosen = np.full(len(pairs), np.nan)
     rejected = np.full(len(pairs), np.nan)
     for index, c, r in gathered:
         chosen[index], rejected[index] = c, r
-    return EvalResult(chosen, rejected, [p.aspect for p in pairs])
+    same = np.zeros(len(pairs), dtype=bool)
+    same[gather_object(identical) if world > 1 else identical] = True
+    return EvalResult(chosen, rejected, [p.aspect for p in pairs], same)
