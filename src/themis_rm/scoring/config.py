@@ -21,6 +21,11 @@ PROMPT_PACK_HELP = (
     "layout of themis_system_prompts.json. Default: $THEMIS_PROMPTS, then 'official'."
 )
 CRITERIA_FILE_HELP = "TOML with user-defined [[criteria]] (key, title, text, aliases) added to the pack."
+ENGINES = ("auto", "prefix", "packed", "padded")
+ENGINE_HELP = (
+    "auto (shared-prefix KV reuse when it saves tokens; packed varlen rows on CUDA+flash-attn; else length-sorted "
+    "padded batches), prefix, packed or padded; all give the plain forward's scores."
+)
 
 
 @dataclass(kw_only=True)
@@ -57,11 +62,7 @@ class ModelConfig(PackConfig):
         "JSON file: head spec (pooling, head, weights, ...) or logprob spec (question, suffix, yes, no, "
         "attributes with weights; see the README).",
     )
-    engine: str = setting(
-        "auto",
-        "auto (shared-prefix KV reuse when it saves tokens; packed varlen rows on CUDA+flash-attn; else "
-        "length-sorted padded batches), prefix, packed or padded; all give the plain forward's scores.",
-    )
+    engine: str = setting("auto", ENGINE_HELP, choices=ENGINES)
     judge_url: str | None = setting(None, "--adapter judge: OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
     judge_parser: str = setting("boxed", "--adapter judge: boxed, json or last_number.")
     judge_template: str | None = setting(

@@ -15,12 +15,12 @@ from transformers import PreTrainedModel
 
 from themis_rm.errors import ThemisInputError
 from themis_rm.render import RenderedSequence
+from themis_rm.scoring.config import ENGINES
 from themis_rm.scoring.engine import ScoringEngine
 from themis_rm.scoring.models import LoadedModel
 from themis_rm.scoring.packed import PackedScoringEngine, supports_packing
 from themis_rm.scoring.prefix import PrefixScoringEngine
 
-ENGINES = ("auto", "prefix", "packed", "padded")
 # Use shared-prefix reuse when it computes at most this share of the tokens (it costs an extra forward per level).
 PREFIX_REUSE_THRESHOLD = 0.75
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from themis_rm.config import load_config, setting
 from themis_rm.render import PROMPT_OVERFLOW_POLICIES
-from themis_rm.scoring.config import CRITERIA_FILE_HELP, PROMPT_PACK_HELP
+from themis_rm.scoring.config import CRITERIA_FILE_HELP, ENGINE_HELP, ENGINES, PROMPT_PACK_HELP
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ServeSettings:
         gt=0,
     )
     batch_tokens: int | None = setting(None, "Padded tokens per forward pass (default 16k on CPU, 64k on GPU).", gt=0)
-    engine: str = setting("auto", "auto (shared-prefix reuse when it pays), prefix or padded.")
+    engine: str = setting("auto", ENGINE_HELP, choices=ENGINES)
     adapter: str = setting("seqcls", "How the model yields a reward: seqcls, head or lm-logprob.")
     adapter_spec: str | None = setting(None, "JSON spec for --adapter head or lm-logprob.")
     prompt_overflow: str = setting(

@@ -10,7 +10,15 @@ from pathlib import Path
 from themis_rm.bench.metrics import bootstrap_accuracy_ci
 from themis_rm.bench.report.load import disambiguate_labels, load_references, load_run, run_slugs
 from themis_rm.bench.report.plots import plot_comparison, plot_run
-from themis_rm.bench.report.render import Report, comparison_table, method_note, render_html, render_markdown
+from themis_rm.bench.report.render import (
+    Report,
+    comparison_table,
+    language_table,
+    method_note,
+    render_html,
+    render_markdown,
+    size_warning,
+)
 from themis_rm.errors import ThemisInputError
 
 logger = logging.getLogger(__name__)
@@ -35,8 +43,10 @@ def build_report(
 ) -> ReportPaths:
     """Write ``report.md``, ``report.html`` and the PNG plots for ``run_dirs`` into ``output``.
 
-    Each run gets an aspect × language accuracy heatmap, score-difference histograms per aspect and per-subset
-    accuracy bars; all rows share a comparison table and an overall-accuracy chart with 95% CI error bars.
+    Each run gets an aspect × language accuracy heatmap, score-difference histograms per aspect, per-subset
+    accuracy bars and, when it was run with ``--perturb``, a robustness table and plot; all rows share a comparison
+    table (by aspect), a per-language table and an overall-accuracy chart with 95% CI error bars. Rows over very
+    different numbers of pairs get a warning above the tables.
     With ``reference_dir``, each subdirectory holding ``results.json`` and ``scores.parquet`` is added as a
     "(reference)" row, except one that is itself among ``run_dirs``.
 
@@ -52,17 +62,22 @@ def build_report(
     disambiguate_labels(runs)
     for run in runs:  # one seed for every row: a run's CI does not depend on which runs sit beside it
         run.overall_ci = bootstrap_accuracy_ci(run.credit.to_numpy(), n_bootstrap, seed)
-        for aspect, credit in run.credit.groupby(run.scores["aspect"], sort=True):
-            run.aspect_ci[str(aspect)] = bootstrap_accuracy_ci(credit.to_numpy(), n_bootstrap, seed)
+        for column, cis in (("aspect", run.aspect_ci), ("language", run.language_ci)):
+            for value, credit in run.credit.groupby(run.scores[column], sort=True):
+                cis[str(value)] = bootstrap_accuracy_ci(credit.to_numpy(), n_bootstrap, seed)
     logger.info("bootstrapped %d rows (%d resamples, seed %d)", len(runs), n_bootstrap, seed)
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     comparison = plot_comparison(runs, output / "comparison.png")
     run_plots = [(run, plot_run(run, output, slug, n_bootstrap, seed)) for run, slug in run_slugs(runs)]
-    logger.info("wrote %d plots to %s", 1 + 3 * len(run_plots), output)
+    logger.info("wrote %d plots to %s", 1 + sum(len(plots) for _, plots in run_plots), output)
 
-    report = Report(runs, comparison_table(runs), comparison, run_plots, method_note(n_bootstrap, seed))
+    warnings = [warning] if (warning := size_warning(runs)) else []
+    for text in warnings:
+        logger.warning("%s", text)
+    tables = [comparison_table(runs), language_table(runs)]
+    report = Report(runs, tables, comparison, run_plots, method_note(n_bootstrap, seed), warnings)
     markdown = output / "report.md"
     markdown.write_text(render_markdown(report), encoding="utf-8")
     html_path = output / "report.html"

@@ -32,6 +32,13 @@ class Run:
     credit: pd.Series = field(repr=False)
     overall_ci: tuple[float, float] = (math.nan, math.nan)
     aspect_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    language_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def robustness(self) -> dict[str, dict[str, Any]]:
+        """``run.json``'s perturbation summary (``{kind: {side, accuracy, drop, ...}}``); {} without one."""
+        summary = self.settings.get("robustness")
+        return summary if isinstance(summary, dict) else {}
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from themis_rm.bench.metrics import bootstrap_accuracy_ci
 from themis_rm.bench.report.load import MISSING, Run
@@ -38,12 +39,16 @@ def _save(figure: Figure, path: Path, caption: str) -> Plot:
 
 
 def plot_run(run: Run, output: Path, slug: str, n_bootstrap: int, seed: int) -> list[Plot]:
-    """A run's three plots: aspect × language heatmap, score-difference histograms, subset bars."""
-    return [
+    """A run's plots: aspect × language heatmap, score-difference histograms, subset bars, and the perturbation
+    drops when the run has them."""
+    plots = [
         _plot_heatmap(run, output / f"{slug}-aspect-language.png"),
         _plot_score_diff(run, output / f"{slug}-score-diff.png"),
         _plot_subsets(run, output / f"{slug}-subsets.png", n_bootstrap, seed),
     ]
+    if run.robustness:
+        plots.append(_plot_robustness(run, output / f"{slug}-robustness.png"))
+    return plots
 
 
 def plot_comparison(runs: list[Run], path: Path) -> Plot:
@@ -146,3 +151,30 @@ def _plot_subsets(run: Run, path: Path, n_bootstrap: int, seed: int) -> Plot:
     ax.set_title(f"{run.name}: accuracy by subset", loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
     return _save(figure, path, "Accuracy per subset, highest at the top, with 95% bootstrap CIs")
+
+
+SIDE_COLORS = {"chosen": "#2e9d5b", "rejected": "#c4432b", "both": "#2f6fb0"}
+
+
+def _plot_robustness(run: Run, path: Path) -> Plot:
+    """Accuracy under each perturbation beside the clean accuracy; colour = the side the perturbation edits."""
+    kinds = sorted(run.robustness, key=lambda kind: run.robustness[kind].get("drop") or 0.0)
+    accuracy = np.array([run.robustness[k].get("accuracy") or math.nan for k in kinds]) * 100
+    clean = 100 * (run.results["overall"].get("accuracy") or math.nan)
+    figure = _new_figure(9, max(2.0, 1.2 + 0.4 * len(kinds)))
+    ax = figure.add_subplot()
+    y = np.arange(len(kinds))[::-1]
+    colors = [SIDE_COLORS.get(str(run.robustness[k].get("side")), "#9aa5b1") for k in kinds]
+    ax.barh(y, accuracy, color=colors)
+    for yi, value in zip(y, accuracy, strict=True):
+        ax.text(value + 1, yi, f"{value:.1f} ({value - clean:+.1f})", va="center", fontsize=8.5)
+    ax.set_yticks(y, kinds, fontsize=9)
+    ax.axvline(clean, color="#222", linestyle="--", linewidth=1, label=f"clean {clean:.2f}")
+    ax.axvline(100 * CHANCE, color="#555", linestyle=":", linewidth=1, label="chance")
+    handles = [Patch(color=color, label=f"edits {side}") for side, color in SIDE_COLORS.items()]
+    ax.legend(handles=[*ax.get_lines(), *handles], loc="lower right", fontsize=8, frameon=False)
+    ax.set_xlim(0, 110)
+    ax.set_xlabel("accuracy % under the perturbation (in brackets: change from clean, points)")
+    ax.set_title(f"{run.name}: robustness to judge-hacking perturbations", loc="left", fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(figure, path, "Accuracy under each perturbation, largest drop at the bottom; dashed: clean accuracy")

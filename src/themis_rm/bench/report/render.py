@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from themis_rm.bench.metrics import nan_count, tie_count
 from themis_rm.bench.report.load import MISSING, Run
@@ -28,6 +28,7 @@ class Table:
     headers: list[str]
     rows: list[list[Cell]]
     numeric: bool = True  # right-align every column after the first
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,11 @@ class Report:
     """Everything both renderers show: the rows, the comparison table and chart, each own run's plots."""
 
     runs: list[Run]
-    table: Table
+    tables: list[Table]  # by aspect, then by language
     comparison: Plot
     run_plots: list[tuple[Run, list[Plot]]]
     note: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def _pct(value: float | None) -> str:
@@ -49,6 +51,72 @@ def _ci(bounds: tuple[float, float] | None) -> str:
     if bounds is None or math.isnan(bounds[0]):
         return ""
     return f"[{100 * bounds[0]:.1f}, {100 * bounds[1]:.1f}]"
+
+
+SIZE_RATIO_WARNING = 2.0
+"""Rows whose pair counts differ by more than this factor get a warning: their accuracies are not comparable."""
+
+
+def size_warning(runs: list[Run]) -> str | None:
+    """A warning when the rows were measured on very different numbers of pairs (say a 100-pair --limit run
+    beside the 8,866-pair benchmark), naming the smallest and largest."""
+    sizes = {run.name: _pair_count(run) for run in runs}
+    smallest, largest = min(sizes, key=sizes.__getitem__), max(sizes, key=sizes.__getitem__)
+    if sizes[smallest] * SIZE_RATIO_WARNING >= sizes[largest]:
+        return None
+    return (
+        f"Warning: these rows are measured on very different numbers of pairs ({smallest}: {sizes[smallest]:,}; "
+        f"{largest}: {sizes[largest]:,}). Their accuracies come from different pairs, so a gap between them is not "
+        "a comparison of models; score every model on the same data (themis bench --data ...) to compare."
+    )
+
+
+def _pair_count(run: Run) -> int:
+    return int(run.results["overall"].get("total_examples", len(run.scores)))
+
+
+def language_table(runs: list[Run]) -> Table:
+    """One row per run: accuracy with its CI in each language, and the number of pairs of each."""
+    languages = sorted({language for run in runs for language in run.results.get("by_language", {})})
+    rows = []
+    for run in runs:
+        by_language = run.results.get("by_language", {})
+        cells = [
+            Cell(_pct(by_language[lang].get("accuracy")), _ci(run.language_ci.get(lang)))
+            if lang in by_language
+            else Cell(MISSING)
+            for lang in languages
+        ]
+        rows.append([Cell(run.name), *cells])
+    return Table(["Model", *languages], rows, title="Accuracy % by language [95% CI]")
+
+
+def robustness_table(run: Run) -> Table | None:
+    """One row per perturbation kind: the side it edits, accuracy, change from clean, unchanged pairs, and the
+    change per aspect (percentage points); None for a run without ``--perturb``."""
+    if not run.robustness:
+        return None
+    aspects = sorted({a for row in run.robustness.values() for a in row.get("by_aspect_drop", {})})
+    rows = [[Cell("clean"), Cell(""), Cell(_pct(run.results["overall"].get("accuracy"))), Cell(""), Cell("")]]
+    rows[0] += [Cell("") for _ in aspects]
+    for kind, row in sorted(run.robustness.items(), key=lambda item: -(item[1].get("drop") or 0.0)):
+        by_aspect = row.get("by_aspect_drop", {})
+        rows.append(
+            [
+                Cell(kind),
+                Cell(str(row.get("side", MISSING))),
+                Cell(_pct(row.get("accuracy"))),
+                Cell(_points(-row["drop"]) if row.get("drop") is not None else MISSING),
+                Cell(f"{row.get('unchanged_pairs', MISSING):,}" if "unchanged_pairs" in row else MISSING),
+                *[Cell(_points(-by_aspect[a]) if a in by_aspect else MISSING) for a in aspects],
+            ]
+        )
+    headers = ["Perturbation", "Edits", "Accuracy %", "Change (points)", "Unchanged pairs", *aspects]
+    return Table(headers, rows, title="Robustness: accuracy under each perturbation (largest drop first)")
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.2f}"
 
 
 def comparison_table(runs: list[Run]) -> Table:
@@ -69,13 +137,18 @@ def comparison_table(runs: list[Run]) -> Table:
             Cell(f"{pairs_per_s:,.1f}" if isinstance(pairs_per_s, int | float) else MISSING),
         ]
         rows.append(row)
-    return Table(headers, rows)
+    return Table(headers, rows, title="Accuracy % by aspect [95% CI]")
+
+
+TABLED_SETTINGS = ("robustness",)  # run.json keys shown as their own table, not as a settings cell
 
 
 def settings_table(run: Run) -> Table:
     """A run's directory and ``run.json`` settings, long values cut at 120 characters."""
     rows = [[Cell("directory"), Cell(str(run.directory))]]
     for key, value in run.settings.items():
+        if key in TABLED_SETTINGS:
+            continue
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         rows.append([Cell(str(key)), Cell(text if len(text) <= 120 else text[:117] + "...")])
     return Table(["Setting", "Value"], rows, numeric=False)
@@ -102,11 +175,17 @@ def _markdown_table(table: Table) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    """``report.md``: the comparison table and note, then per run its settings and plots (PNG links)."""
-    parts = ["# CodeRewardBench report", "", _markdown_table(report.table), "", report.note]
-    parts += ["", f"![{report.comparison.caption}]({report.comparison.path.name})"]
+    """``report.md``: warnings, the comparison tables and note, then per run its settings, robustness table and
+    plots (PNG links)."""
+    parts = ["# CodeRewardBench report"]
+    parts += [line for warning in report.warnings for line in ("", f"> **{warning}**")]
+    for table in report.tables:
+        parts += ["", f"### {table.title}", "", _markdown_table(table)]
+    parts += ["", report.note, "", f"![{report.comparison.caption}]({report.comparison.path.name})"]
     for run, plots in report.run_plots:
         parts += ["", f"## {run.name}", "", _markdown_table(settings_table(run))]
+        if (robustness := robustness_table(run)) is not None:
+            parts += ["", f"### {robustness.title}", "", _markdown_table(robustness)]
         parts += [line for plot in plots for line in ("", f"![{plot.caption}]({plot.path.name})")]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -118,6 +197,8 @@ main { max-width: 1320px; margin: 0 auto; padding: 24px 32px 48px; background: #
 h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 10px; border-top: 1px solid #d0d7de;
      padding-top: 20px; }
 p.note { color: #57606a; font-size: 13px; max-width: 900px; }
+p.warning { background: #fff8c5; border: 1px solid #d4a72c; padding: 8px 12px; max-width: 900px; }
+h3 { font-size: 15px; margin: 22px 0 4px; }
 nav a { margin-right: 14px; color: #0969da; text-decoration: none; font-size: 14px; }
 table { border-collapse: collapse; margin: 12px 0; font-size: 13.5px; }
 th, td { border: 1px solid #d0d7de; padding: 5px 9px; vertical-align: top; }
@@ -158,15 +239,16 @@ def _html_figure(plot: Plot) -> str:
 def render_html(report: Report) -> str:
     """``report.html``: the same content as the Markdown, one page with the PNGs inlined as base64."""
     nav = "".join(f'<a href="#run-{i + 1}">{html.escape(run.name)}</a>' for i, (run, _) in enumerate(report.run_plots))
-    body = [
-        "<h1>CodeRewardBench report</h1>",
-        f"<nav>{nav}</nav>" if nav else "",
-        _html_table(report.table, [run.reference for run in report.runs]),
-        f'<p class="note">{html.escape(report.note)}</p>',
-        _html_figure(report.comparison),
-    ]
+    reference_rows = [run.reference for run in report.runs]
+    body = ["<h1>CodeRewardBench report</h1>", f"<nav>{nav}</nav>" if nav else ""]
+    body += [f'<p class="warning">{html.escape(warning)}</p>' for warning in report.warnings]
+    for table in report.tables:
+        body += [f"<h3>{html.escape(table.title)}</h3>", _html_table(table, reference_rows)]
+    body += [f'<p class="note">{html.escape(report.note)}</p>', _html_figure(report.comparison)]
     for i, (run, plots) in enumerate(report.run_plots):
         body += [f'<h2 id="run-{i + 1}">{html.escape(run.name)}</h2>', _html_table(settings_table(run))]
+        if (robustness := robustness_table(run)) is not None:
+            body += [f"<h3>{html.escape(robustness.title)}</h3>", _html_table(robustness)]
         body += [_html_figure(plot) for plot in plots]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
