@@ -69,6 +69,36 @@ def test_hostile_file_names_and_messages_never_reach_a_shell(tmp_path, make_repo
     assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
 
 
+HOSTILE_CONFIG = {  # every program a repository's own .git/config can ask git to run
+    "core.fsmonitor": "touch {mark}/PWNED-fsmonitor",
+    "core.pager": "touch {mark}/PWNED-pager",
+    "core.sshCommand": "touch {mark}/PWNED-ssh",
+    "core.askPass": "touch {mark}/PWNED-askpass",
+    "core.alternateRefsCommand": "touch {mark}/PWNED-alternates",
+    "diff.external": "touch {mark}/PWNED-diff",
+    "gpg.program": "touch {mark}/PWNED-gpg",
+    "credential.helper": "!touch {mark}/PWNED-credential",
+    "core.hooksPath": "{mark}/hooks",
+}
+
+
+def test_a_hostile_repository_config_runs_nothing(tmp_path, make_repo):
+    """Issue 21, item 8: ``core.fsmonitor`` in a mined repository's .git/config ran a command during mining."""
+    mark = tmp_path / "marks"
+    (mark / "hooks").mkdir(parents=True)
+    for hook in ("post-checkout", "post-index-change", "reference-transaction", "pre-auto-gc"):
+        (mark / "hooks" / hook).write_text(f"#!/bin/sh\ntouch {mark}/PWNED-hook-{hook}\n")
+        (mark / "hooks" / hook).chmod(0o755)
+    repo = make_repo("hostile-config")
+    repo.commit({"a.py": "x = 1\n"}, "Add the module")
+    repo.commit({"a.py": "x = 2\n"}, "Fix the value of x")
+    for key, value in HOSTILE_CONFIG.items():
+        repo.git("config", key, value.format(mark=mark))
+    records, _ = mine(repo.path)
+    assert [r.new_contents for r in records] == ["x = 2\n"]
+    assert sorted(p.name for p in mark.iterdir()) == ["hooks"]
+
+
 def test_structural_drops_are_counted_by_reason(make_repo):
     repo = make_repo("r")
     repo.commit({"a.py": "a = 1\n", "b.py": "b = 1\n"}, "start")  # root commit

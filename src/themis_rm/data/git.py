@@ -71,11 +71,36 @@ def is_commit_id(value: object) -> bool:
     return isinstance(value, str) and _COMMIT_ID.fullmatch(value) is not None
 
 
+SAFE_CONFIG = (
+    "core.quotepath=false",
+    # A mined repository is untrusted, and its .git/config can name programs git runs on its own: the fsmonitor
+    # hook (run by diff-tree, log, ...), hooks, a pager, an external diff, an ssh or askpass program, fetch and
+    # signature helpers. Command-line values beat the repository's, so each is set to "nothing to run".
+    "core.fsmonitor=false",
+    "core.hooksPath=/dev/null",
+    "core.pager=cat",
+    "core.sshCommand=false",
+    "core.askPass=",
+    "core.alternateRefsCommand=",
+    "diff.external=",
+    "gpg.program=false",
+    "credential.helper=",
+    "protocol.allow=never",
+)
+"""``-c`` settings of every git command (tested with a repository whose config sets each of them)."""
+
+
 def _command(repo: str | Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The argument list and environment of ``git -C repo <args>`` (no pager, prompt, locks or localisation)."""
-    command = ["git", "--no-pager", "--literal-pathspecs", "-c", "core.quotepath=false", "-C", str(repo), *args]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    """The argument list and environment of ``git -C repo <args>``: no pager, prompt, locks or localisation, and
+    none of the programs a hostile repository's config could have git run (:data:`SAFE_CONFIG`)."""
+    config = [part for setting in SAFE_CONFIG for part in ("-c", setting)]
+    command = ["git", "--no-pager", "--literal-pathspecs", *config, "-C", str(repo), *args]
+    env = {k: v for k, v in os.environ.items() if k not in _PROGRAM_VARIABLES}
+    env |= {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_PAGER": "cat"}
     return command, env
+
+
+_PROGRAM_VARIABLES = ("GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_SSH", "GIT_SSH_COMMAND")
 
 
 def run_git(repo: str | Path, args: Sequence[str], stdin: bytes | None = None) -> bytes:
