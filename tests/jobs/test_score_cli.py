@@ -63,6 +63,22 @@ def test_score_responses_file_to_json_output(tiny_model_dir, tmp_path):
     assert document["settings"]["criteria"] == "none" and document["settings"]["kind"] == "responses"
 
 
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(tiny_model_dir, tmp_path):
+    """Issue 21, item 7: ``-i X -o X`` replaced the data with its scores."""
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", [_pair("a"), _pair("b")])
+    before = source.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(source)
+    for output in (source, tmp_path / "link.jsonl", tmp_path / "." / "pairs.jsonl"):
+        result = _score(tiny_model_dir, source, output)
+        assert result.exit_code == 2, result.output
+        assert "is the --input file: writing it would destroy the input" in " ".join(result.output.split())
+    settings_file = tmp_path / "pairs.jsonl.settings.json"
+    source.rename(settings_file)
+    result = _score(tiny_model_dir, settings_file, tmp_path / "pairs.jsonl")  # its settings file is the input
+    assert result.exit_code == 2 and "its settings file" in " ".join(result.output.split())
+    assert settings_file.read_bytes() == before
+
+
 def test_bad_row_fails_with_file_row_and_field(tiny_model_dir, tmp_path):
     source = write_pairs_jsonl(tmp_path / "pairs.jsonl", [_pair("a"), _pair("b", chosen=" ")])
     result = _score(tiny_model_dir, source, tmp_path / "o.jsonl")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from themis_rm.atomic import atomic_path, write_text_atomic
 from themis_rm.bench.config import TIE_POLICIES  # the choices of --ties, declared with the field
 from themis_rm.errors import ThemisInputError
 
@@ -75,8 +76,8 @@ def scores_frame(
 def write_scores_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a scores table with its ``id`` index stored as a column, as the reference files are."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(path, index=True)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=True)
     return path
 
 
@@ -148,7 +149,7 @@ def write_results_json(results: Mapping[str, Any], path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(results), indent=2, allow_nan=False), encoding="utf-8")
+    write_text_atomic(path, json.dumps(_json_safe(results), indent=2, allow_nan=False))
     return path
 
 

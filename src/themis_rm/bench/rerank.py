@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from themis_rm.atomic import atomic_path, write_text_atomic
 from themis_rm.bench.config import RerankConfig
 from themis_rm.bench.metrics import aggregate_rerank, rerank_question_metrics, write_results_json
 from themis_rm.config import validate_config
@@ -164,10 +165,11 @@ def run_rerank(
     per_question = pd.DataFrame(rows).set_index("id")
     results = {"overall": aggregate_rerank(per_question)}
     config.output.mkdir(parents=True, exist_ok=True)
-    per_question.to_parquet(config.output / "per_question_scores.parquet")
-    pd.DataFrame({"id": [q.id for q in questions], "rewards": [r.tolist() for r in rewards]}).set_index(
-        "id"
-    ).to_parquet(config.output / "rewards.parquet")
+    with atomic_path(config.output / "per_question_scores.parquet") as tmp:
+        per_question.to_parquet(tmp)
+    with atomic_path(config.output / "rewards.parquet") as tmp:
+        rewards_frame = pd.DataFrame({"id": [q.id for q in questions], "rewards": [r.tolist() for r in rewards]})
+        rewards_frame.set_index("id").to_parquet(tmp)
     write_results_json(results, config.output / "results.json")
     run = {
         **scorer.settings(config.criterion),
@@ -180,5 +182,5 @@ def run_rerank(
         "n_prompt_truncated": len(out.prompt_truncated_rows),
         "wall_s": round(time.perf_counter() - started, 3),
     }
-    (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(config.output / "run.json", json.dumps(run, indent=1) + "\n")
     return RerankResult(config.output, results, per_question, tuple(warnings))

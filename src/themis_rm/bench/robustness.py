@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from themis_rm.atomic import write_text_atomic
 from themis_rm.bench.metrics import compile_results, scores_frame, write_results_json, write_scores_parquet
 from themis_rm.bench.perturb import PERTURBATIONS, count_unchanged, perturb_pairs
 from themis_rm.pairs import PreferencePair
@@ -62,7 +63,5 @@ def run_robustness(
             },
             "unchanged_pairs": count_unchanged(pairs, perturbed),
         }
-    (output / "robustness.json").write_text(
-        json.dumps({"seed": seed, "kinds": summary}, indent=1) + "\n", encoding="utf-8"
-    )
+    write_text_atomic(output / "robustness.json", json.dumps({"seed": seed, "kinds": summary}, indent=1) + "\n")
     return summary

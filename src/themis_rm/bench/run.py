@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from themis_rm.atomic import write_text_atomic
 from themis_rm.bench.checkpoint import PARTIAL_FILE, resume_scores, run_fingerprint
 from themis_rm.bench.config import BenchConfig
 from themis_rm.bench.metrics import (
@@ -230,7 +231,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         "work": scorer.work_counters(),
         "robustness": robustness,
     }
-    (config.output / "run.json").write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(config.output / "run.json", json.dumps(run, indent=1) + "\n")
     logger.info("bench: %d pairs, accuracy %.4f", len(pairs), results["overall"]["accuracy"])
     return BenchResult(config.output, results, run)
 

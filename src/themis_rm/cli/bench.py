@@ -66,9 +66,11 @@ def bench_summarize(
     ties: Annotated[str, typer.Option(help="wrong (reference) or half.")] = "wrong",
 ) -> None:
     """Recompute results.json from a scores file (byte-identical with the reference for its own runs)."""
+    from themis_rm.atomic import refuse_overwrite
     from themis_rm.bench.metrics import summarize_scores_file, write_results_json
 
     with friendly_errors():
+        refuse_overwrite({"--output": output}, {"SCORES": scores})
         write_results_json(summarize_scores_file(scores, ties=ties), output)
     console.print(f"wrote {output}")
 

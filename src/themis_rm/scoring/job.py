@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from themis_rm.atomic import atomic_path, refuse_overwrite, write_text_atomic
 from themis_rm.config import validate_config
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
@@ -62,6 +63,9 @@ def run_score(
         ThemisInputError: the config is invalid (every problem listed) or the input has no valid row.
     """
     validate_config(config)
+    refuse_overwrite(
+        {"--output": config.output, "its settings file": settings_path(config.output)}, {"--input": config.input}
+    )
     needs_pack = config.criterion.strip().lower() != "none" or config.criteria_file is not None
     pack = resolve_pack(config.prompt_pack, config.criteria_file) if needs_pack else None
     by_aspect = config.criterion == ASPECT
@@ -149,15 +153,14 @@ def _row_systems(scorer: Scorer, rows, criterion: str) -> list[str | None]:
 
 
 def _write_output(path: Path, rows: list[dict], settings: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     stamp = {"criteria": settings.get("criteria", "none"), "model": settings["model"]}
     if path.suffix == ".json":
-        path.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n")
         return
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps({**row, **stamp}) + "\n")
-    settings_path(path).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(settings_path(path), json.dumps(settings, indent=1) + "\n")
 
 
 def settings_path(output: Path) -> Path:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from themis_rm.atomic import write_text_atomic
 from themis_rm.bench.metrics import bootstrap_accuracy_ci
 from themis_rm.bench.report.load import disambiguate_labels, load_references, load_run, run_slugs
 from themis_rm.bench.report.plots import plot_comparison, plot_run
@@ -79,9 +80,9 @@ def build_report(
     tables = [comparison_table(runs), language_table(runs)]
     report = Report(runs, tables, comparison, run_plots, method_note(n_bootstrap, seed), warnings)
     markdown = output / "report.md"
-    markdown.write_text(render_markdown(report), encoding="utf-8")
+    write_text_atomic(markdown, render_markdown(report))
     html_path = output / "report.html"
-    html_path.write_text(render_html(report), encoding="utf-8")
+    write_text_atomic(html_path, render_html(report))
     logger.info("wrote %s and %s", markdown, html_path)
     pngs = [comparison.path] + [plot.path for _, plots in run_plots for plot in plots]
     return ReportPaths(markdown=markdown, html=html_path, pngs=pngs)

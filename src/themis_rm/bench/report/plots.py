@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from themis_rm.atomic import atomic_path
 from themis_rm.bench.metrics import bootstrap_accuracy_ci
 from themis_rm.bench.report.load import MISSING, Run
 
@@ -34,7 +35,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save(figure: Figure, path: Path, caption: str) -> Plot:
-    figure.savefig(path, format="png", dpi=_DPI)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=_DPI)
     return Plot(path, caption)
 
 
