@@ -110,6 +110,23 @@ def test_run_records_config_counters_metrics_and_eval_by_aspect(small_config, da
     assert evals[-1]["eval/pairs"] == 6 and summary.eval_metrics == {k: v for k, v in evals[-1].items() if k != "step"}
 
 
+def test_training_that_would_drop_most_pairs_fails_before_the_first_step(small_config, tmp_path):
+    """Issue 21, item 6: with 60 of 64 pairs dropped (prompt did not fit) training ran on 4 and exited 0."""
+    rows = operator_pairs(64, seed=0)
+    for i, row in enumerate(rows):  # 48 with a system prompt that leaves no room at --max-length 96, 16 with none
+        row["system"] = "Judge the code by every rule below. " * 40 if i < 48 else ""
+    data = write_jsonl(tmp_path / "long_prompts.jsonl", rows)
+    with pytest.raises(
+        ThemisInputError,
+        match=r"75% of 64 sampled training pairs would be dropped "
+        r"\(dropped_prompt_too_long 48\), above --max-drop-share 0.2",
+    ):
+        run_training(small_config(data, max_length=96, output=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()  # failed before anything was written
+    summary = run_training(small_config(data, max_length=96, max_drop_share=1.0, output=str(tmp_path / "forced")))
+    assert summary.counters["dropped_prompt_too_long"] > 0
+
+
 def test_too_few_pairs_for_one_step_is_a_clear_error(small_config, data):
     with pytest.raises(ThemisInputError, match="--batch-size 64 exceeds the 32 training pairs"):
         run_training(small_config(data, batch_size=64, micro_batch_size=8))

@@ -211,6 +211,51 @@ def build_data(config: TrainConfig, tokenizer, packed: bool, max_length: int) ->
     return RunData(loaded.rows, evaluation, prompts, train_collator, eval_collator, counters)
 
 
+DROP_CHECK_SAMPLE = 512
+DROP_REASONS = (
+    "dropped_prompt_too_long",
+    "dropped_too_long",
+    "dropped_identical_pairs",
+    "dropped_identical_after_truncation",
+)
+
+
+def check_drop_share(data: RunData, max_share: float, seed: int, sample: int = DROP_CHECK_SAMPLE) -> dict[str, int]:
+    """Render a seeded sample of the training pairs as epoch 0 will and fail when too many would be dropped.
+
+    The collator drops and counts what cannot train (a prompt with no room left, an over-length pair under
+    ``--overflow drop``, sides that render identical); without this check a run could train on 4 of 64 pairs and
+    exit 0, the counters showing it only at the end.
+
+    Returns:
+        The sample's drop counts by reason (and ``sampled``), for ``run.json``.
+
+    Raises:
+        ThemisInputError: the sampled drop share exceeds ``max_share``, naming the reasons and the fixes.
+    """
+    import numpy as np
+
+    if max_share >= 1:
+        return {}
+    pairs = data.train
+    chosen = np.random.default_rng([seed, 7919]).permutation(len(pairs))[:sample].tolist()
+    counts: Counter = Counter()
+    for start in range(0, len(chosen), 64):
+        counts += data.train_collator([(0, i, pairs[i]) for i in chosen[start : start + 64]]).counts
+    drops = {reason: counts[reason] for reason in DROP_REASONS if counts[reason]}
+    share = sum(drops.values()) / len(chosen)
+    if share > max_share:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in drops.items())
+        raise ThemisInputError(
+            f"{share:.0%} of {len(chosen)} sampled training pairs would be dropped ({reasons}), above "
+            f"--max-drop-share {max_share:g}: raise --max-length, shorten the system prompts (--prompt-pack), use "
+            "--overflow truncate, or pass --max-drop-share 1 to train anyway"
+        )
+    if drops:
+        logger.warning("%.0f%% of %d sampled training pairs will be dropped: %s", 100 * share, len(chosen), drops)
+    return {"sampled": len(chosen), **drops}
+
+
 def use_packing(setting: str, device: torch.device, attention: str) -> bool:
     """Packed rows pay off only with varlen flash kernels; sdpa on packed rows builds a dense block mask."""
     if setting == "auto":

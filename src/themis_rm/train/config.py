@@ -102,6 +102,12 @@ class BatchConfig:
         "with 'error' such pairs are dropped and counted, never a crash.",
         choices=PROMPT_OVERFLOW_POLICIES,
     )
+    max_drop_share: float = setting(
+        0.2,
+        "Fail before the first step when more than this share of the training pairs would be dropped (prompt too "
+        "long, over-length under --overflow drop, identical sides), measured on a seeded sample; 1 turns it off.",
+        ge=0,
+    )
     packing: str = setting(
         "auto",
         "Padding-free packed rows (position_ids; each sequence's own last token): auto = on with CUDA + "

@@ -25,6 +25,7 @@ from themis_rm.train.components import (
     build_model,
     build_optimizer,
     build_scheduler,
+    check_drop_share,
     effective_max_length,
     resolve_mixed_precision,
     use_packing,
@@ -102,6 +103,7 @@ def start_run(config: TrainConfig, sinks: Sequence[MetricSink] | None = None) ->
     model, tokenizer = build_model(config, accelerator)
     packed = use_packing(config.batch.packing, accelerator.device, model.config._attn_implementation)
     data = build_data(config, tokenizer, packed, effective_max_length(config, tokenizer, model))
+    drop_check = check_drop_share(data, config.batch.max_drop_share, config.seed)
     steps_per_epoch = len(data.train) // config.batch.batch_size
     if steps_per_epoch == 0:
         raise ThemisInputError(f"--batch-size {config.batch.batch_size} exceeds the {len(data.train)} training pairs")
@@ -116,6 +118,7 @@ def start_run(config: TrainConfig, sinks: Sequence[MetricSink] | None = None) ->
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s at step %d", checkpoint, state.global_step)
     info = _run_info(config, accelerator, total_steps, packed, model, len(data.train))
+    info["drop_check"] = drop_check
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_run_json(run_dir, {**info, "status": "running", "resumed_from": state.global_step})
