@@ -126,6 +126,20 @@ def test_restart_with_other_settings_is_refused(tiny_model_dir, sample_pairs, tm
         run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, max_length=8192))
 
 
+def test_relabelled_aspects_are_not_resumed_under_the_old_prompts(tiny_model_dir, open_layout_path, tmp_path):
+    """Issue 21, item 2: relabelling aspects (same ids and texts) reused every old score under the new aspect."""
+    rows = [
+        {"id": f"p{i}", "prompt": "Add.", "chosen": "a + b", "rejected": "a - b", "aspect": "runtime"} for i in range(4)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = {"criterion": "aspect", "prompt_pack": str(open_layout_path)}
+    run_bench(_config(tiny_model_dir, data, tmp_path / "run", **options))
+    data.write_text("".join(json.dumps({**r, "aspect": "security"}) + "\n" for r in rows))
+    with pytest.raises(ThemisInputError, match=r"different settings or data \(pairs "):
+        run_bench(_config(tiny_model_dir, data, tmp_path / "run", **options))
+
+
 def test_resume_is_keyed_on_the_resolved_dtype_not_the_configured_one(tiny_model_dir, sample_pairs, tmp_path):
     # A bf16 run continued with --dtype auto on a CPU (fp32) would mix two precisions in one table.
     run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "bf16", limit=4, dtype="bf16"))
@@ -143,7 +157,7 @@ def test_a_checkpoint_from_an_older_fingerprint_version_is_refused(tiny_model_di
     config = _config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4)
     run_bench(config)
     (config.output / CHECKPOINT_FILE).write_text(json.dumps({"fingerprint": "0" * 64}))  # version 1: no version key
-    with pytest.raises(ThemisInputError, match=r"older themis-rm \(fingerprint version 1, not 2\)"):
+    with pytest.raises(ThemisInputError, match=r"older themis-rm \(fingerprint version 1, not 3\)"):
         run_bench(config)
 
 

@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 PARTIAL_FILE = "scores.partial.jsonl"
 CHECKPOINT_FILE = "checkpoint.json"
-# 2: the resolved dtype and device type (a judge: its sampling) are hashed; 1 (no version key): the configured dtype.
-FINGERPRINT_VERSION = 2
+# 3: each pair's aspect is hashed with its texts (it chooses the pair's criterion prompt); 2: the resolved dtype and
+# device type (a judge: its sampling) are hashed; 1 (no version key): the configured dtype.
+FINGERPRINT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def resume_scores(output: Path, fingerprint: Fingerprint) -> dict[str, dict]:
 
 
 def _pairs_sha256(pairs: list[PreferencePair]) -> str:
-    text = "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}" for p in pairs)
+    """What was scored, pair by pair: id, texts and aspect (under ``--criterion aspect`` the aspect picks the system
+    prompt; with the pack's hash and the prompt mode beside it, the rendered system prompt of every pair is fixed)."""
+    text = "\x00".join(f"{p.id}\x01{p.prompt}\x01{p.chosen}\x01{p.rejected}\x01{p.aspect}" for p in pairs)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
