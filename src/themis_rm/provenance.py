@@ -8,8 +8,10 @@ the version lookup. Standard library only: importing it costs nothing, whichever
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
 
 VERSIONED_PACKAGES = (
     "themis-rm",
@@ -45,3 +47,15 @@ def package_versions(packages: Iterable[str] = VERSIONED_PACKAGES) -> dict[str, 
         if version is not None:
             versions[package.replace("-", "_")] = version
     return versions
+
+
+def file_sha256(source: str | Path | None) -> str | None:
+    """SHA-256 of a local file's bytes; None for anything else (a directory, a hub id, nothing)."""
+    path = Path(source) if source is not None else None
+    if path is None or not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -127,6 +127,30 @@ def test_training_that_would_drop_most_pairs_fails_before_the_first_step(small_c
     assert summary.counters["dropped_prompt_too_long"] > 0
 
 
+def test_resume_under_other_data_or_settings_is_refused_naming_them(small_config, data, tmp_path):
+    """Issue 21, item 1: ``--resume auto`` with another --data exited 0 with the old run's weights, and with another
+    --lr recorded a rate never used."""
+    output = str(tmp_path / "run")
+    run_training(small_config(data, max_steps=2, save_every=2, output=output))
+    other = write_jsonl(tmp_path / "other.jsonl", operator_pairs(32, seed=5))
+    with pytest.raises(ThemisInputError, match=r"other settings or data \(data '.*' -> '.*other.jsonl'; data_sha256"):
+        run_training(small_config(other, max_steps=3, save_every=2, output=output, resume="auto"))
+    with pytest.raises(ThemisInputError, match=r"\(optim.lr 0.001 -> 0.002\)"):
+        run_training(small_config(data, max_steps=2, save_every=2, output=output, resume="auto", lr=2e-3))
+    data.write_text(data.read_text().replace("return", "return  "))  # the same path, edited
+    with pytest.raises(ThemisInputError, match=r"\(data_sha256 '[0-9a-f]{64}' -> '[0-9a-f]{64}'\)"):
+        run_training(small_config(data, max_steps=2, save_every=2, output=output, resume="auto"))
+
+
+def test_resume_may_change_how_a_run_reports_and_saves(small_config, data, tmp_path):
+    output = str(tmp_path / "run")
+    run_training(small_config(data, max_steps=2, save_every=2, output=output))
+    resumed = run_training(
+        small_config(data, max_steps=2, save_every=1, log_every=2, keep_checkpoints=3, output=output, resume="auto")
+    )
+    assert resumed.resumed_from == 2 and resumed.steps == 2
+
+
 def test_too_few_pairs_for_one_step_is_a_clear_error(small_config, data):
     with pytest.raises(ThemisInputError, match="--batch-size 64 exceeds the 32 training pairs"):
         run_training(small_config(data, batch_size=64, micro_batch_size=8))

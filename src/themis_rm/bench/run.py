@@ -17,7 +17,6 @@ Outputs in ``--output``:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from themis_rm.errors import ThemisInputError
 from themis_rm.faults import crash_point
 from themis_rm.packs import resolve_pack
 from themis_rm.pairs import PreferencePair, load_pairs
+from themis_rm.provenance import file_sha256
 from themis_rm.scoring.config import ASPECT
 from themis_rm.scoring.judge import parse_score_range
 from themis_rm.scoring.scorer import Scorer
@@ -205,7 +205,7 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
     run = {
         **scorer.settings(config.criterion),
         "data": config.data,
-        "data_sha256": _file_sha256(config.data),
+        "data_sha256": file_sha256(config.data),
         "prompt_mode": config.criterion,
         "ties": config.ties,
         "n_ties": tie_count(frame),
@@ -288,14 +288,3 @@ def _check_unique_ids(pairs: list[PreferencePair], source: str) -> None:
         raise ThemisInputError(
             f"{source}: pair ids must be unique (resume and scores.parquet key on them); duplicated: {duplicates[:5]}"
         )
-
-
-def _file_sha256(source: str) -> str | None:
-    path = Path(source)
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

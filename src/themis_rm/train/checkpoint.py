@@ -108,3 +108,67 @@ def find_resume_point(run_dir: Path, resume: str | None) -> Path | None:
     if not path.is_dir():
         raise ThemisInputError(f"--resume {resume}: not a checkpoint directory")
     return path
+
+
+RESUME_FREE_SETTINGS = frozenset(
+    {
+        "output",
+        "resume",
+        "eval_data",
+        "eval_split",
+        "batch.num_workers",
+        "batch.eval_batch_size",
+        "batch.max_drop_share",
+        "run.log_every",
+        "run.eval_every",
+        "run.save_every",
+        "run.keep_checkpoints",
+        "run.report_to",
+        "run.export_dtype",
+    }
+)
+"""Settings a resumed run may change: where and how often it reports, evaluates, saves and exports. Every other
+setting changes the weights a step produces, so a resume under another value is refused."""
+
+
+def training_fingerprint(config_dict: dict, data_sha256: str | None, pack_sha256: str | None) -> dict:
+    """Every setting that changes the result, flattened (``optim.lr``), with the data file's content hash (the
+    path alone would not see an edited file) and the prompt pack's hash (``official`` names no fixed strings)."""
+    flat = _flatten(config_dict)
+    settings = {key: value for key, value in flat.items() if key not in RESUME_FREE_SETTINGS}
+    return {**settings, "data_sha256": data_sha256, "prompt_pack_sha256": pack_sha256}
+
+
+def check_resume(checkpoint: Path, recorded: dict | None, fingerprint: dict) -> None:
+    """Refuse to continue ``checkpoint`` under settings or data other than those it was trained with.
+
+    Args:
+        recorded: the fingerprint in the run's ``run.json``; None (a run from before fingerprints) only warns.
+
+    Raises:
+        ThemisInputError: naming every changed setting, before and after.
+    """
+    if recorded is None:
+        logger.warning("%s: the run records no fingerprint (older themis-rm); resuming without checking it", checkpoint)
+        return
+    keys = sorted(set(recorded) | set(fingerprint))
+    changed = [
+        f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
+        for key in keys
+        if recorded.get(key) != fingerprint.get(key)
+    ]
+    if changed:
+        raise ThemisInputError(
+            f"--resume {checkpoint}: the run was trained with other settings or data ({'; '.join(changed)}); "
+            "resume with its settings, or start a new run in another --output"
+        )
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat

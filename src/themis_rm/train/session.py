@@ -16,8 +16,15 @@ from pathlib import Path
 import torch
 
 from themis_rm.errors import ThemisInputError
-from themis_rm.provenance import package_version
-from themis_rm.train.checkpoint import TrainState, find_resume_point, save_checkpoint
+from themis_rm.provenance import file_sha256, package_version
+from themis_rm.train.checkpoint import (
+    CHECKPOINTS_DIR,
+    TrainState,
+    check_resume,
+    find_resume_point,
+    save_checkpoint,
+    training_fingerprint,
+)
 from themis_rm.train.components import (
     RunData,
     build_accelerator,
@@ -114,11 +121,15 @@ def start_run(config: TrainConfig, sinks: Sequence[MetricSink] | None = None) ->
     state = TrainState(counters=data.counters)
     accelerator.register_for_checkpointing(state)
     checkpoint = find_resume_point(run_dir, config.resume)
+    pack = data.prompts.pack
+    fingerprint = training_fingerprint(config.to_dict(), file_sha256(config.data), pack.sha256 if pack else None)
     if checkpoint is not None:
+        check_resume(checkpoint, _recorded_fingerprint(checkpoint), fingerprint)
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s at step %d", checkpoint, state.global_step)
     info = _run_info(config, accelerator, total_steps, packed, model, len(data.train))
     info["drop_check"] = drop_check
+    info["fingerprint"] = fingerprint
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_run_json(run_dir, {**info, "status": "running", "resumed_from": state.global_step})
@@ -213,6 +224,14 @@ def _run_info(config: TrainConfig, accelerator, total_steps: int, packed: bool, 
         "activation_checkpointing": any(getattr(m, "gradient_checkpointing", False) for m in unwrapped.modules()),
         "versions": {p: package_version(p) for p in ("themis-rm", "torch", "transformers", "accelerate", "peft")},
     }
+
+
+def _recorded_fingerprint(checkpoint: Path) -> dict | None:
+    """The fingerprint in the ``run.json`` of the run ``checkpoint`` belongs to (``<run>/checkpoints/step-N``)."""
+    run_json = checkpoint.parent.parent / RUN_FILE if checkpoint.parent.name == CHECKPOINTS_DIR else None
+    if run_json is None or not run_json.is_file():
+        return None
+    return json.loads(run_json.read_text(encoding="utf-8")).get("fingerprint")
 
 
 def _summary_json(summary: TrainSummary) -> dict:
