@@ -27,7 +27,7 @@ def test_help_lists_every_engine_and_no_empty_list_default(command):
         assert "prefix, packed or padded" in text
 
 
-def test_judge_is_an_adapter_of_bench_and_rerank_only():
+def test_judge_is_listed_as_an_adapter_by_bench_and_not_by_serve():
     assert "or judge" in _help("bench")
     assert "judge" not in _help("serve").split("--adapter-spec")[0].split("--adapter ")[1]
 

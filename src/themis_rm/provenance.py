@@ -59,3 +59,10 @@ def file_sha256(source: str | Path | None) -> str | None:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def changed_settings(before: dict, now: dict) -> list[str]:
+    """``"key before -> now"`` for every key whose value differs (either side may lack it), sorted by key: how a
+    refused resume names what changed."""
+    keys = sorted(set(before) | set(now))
+    return [f"{key} {before.get(key)!r} -> {now.get(key)!r}" for key in keys if before.get(key) != now.get(key)]

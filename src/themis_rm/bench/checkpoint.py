@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.pairs import PreferencePair
+from themis_rm.provenance import changed_settings
 
 if TYPE_CHECKING:
     from themis_rm.bench.config import BenchConfig
@@ -110,20 +111,17 @@ def _check_checkpoint(output: Path, fingerprint: Fingerprint) -> None:
     if stored.get("fingerprint_version") != FINGERPRINT_VERSION:
         raise ThemisInputError(
             f"{output} holds a run checkpointed by an older themis-rm (fingerprint version "
-            f"{stored.get('fingerprint_version', 1)}, not {FINGERPRINT_VERSION}), which did not record the dtype and "
-            "device its scores were made in; use another --output, or delete that directory to start over"
+            f"{stored.get('fingerprint_version', 1)}, not {FINGERPRINT_VERSION}), which recorded less of what its "
+            "scores depend on (see FINGERPRINT_VERSION); use another --output, or delete that directory to start over"
         )
     if stored.get("fingerprint") != fingerprint.sha256:
-        changed = _changed_settings(stored.get("settings", {}), fingerprint.settings)
+        changed = (
+            ", ".join(changed_settings(stored.get("settings", {}), fingerprint.settings)) or "settings not recorded"
+        )
         raise ThemisInputError(
             f"{output} holds a run with different settings or data ({changed}); rerun with its settings, "
             "use another --output, or delete that directory to start over"
         )
-
-
-def _changed_settings(before: dict, now: dict) -> str:
-    changed = [f"{key} {before.get(key)!r} -> {value!r}" for key, value in now.items() if before.get(key) != value]
-    return ", ".join(changed) or "settings not recorded"
 
 
 def _write_checkpoint(path: Path, fingerprint: Fingerprint) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from themis_rm.criteria import FUNCTIONAL_CORRECTNESS, PromptSampler
 from themis_rm.data.base import CountingStep, Document, DocumentsPipeline
-from themis_rm.data.config import AssembleConfig
+from themis_rm.data.config import OVER_BUDGET_POLICIES, AssembleConfig
 from themis_rm.data.records import pair_input, stable_int
 from themis_rm.errors import ThemisInputError
 from themis_rm.pairs import ScoreRequest
@@ -85,9 +85,6 @@ class PairBuilder(CountingStep):
             yield Document(text=doc.text, id=pair_id, metadata=row)
 
 
-OVER_BUDGET_POLICIES = ("window", "drop")
-
-
 @dataclass(frozen=True)
 class Excerpt:
     """The same line window of both file versions: the changed lines plus ``context`` unchanged lines each side.
@@ -146,10 +143,11 @@ class ChatBudget(CountingStep):
         for doc in data:
             with self.track_time():
                 outcome = self._fit(doc)
-            self.count(outcome if outcome != "windowed" else "forwarded")
-            if outcome in ("forwarded", "windowed"):
-                if outcome == "windowed":
-                    self.stat_update("windowed")
+            kept = outcome in ("forwarded", "windowed")
+            self.count("forwarded" if kept else outcome)
+            if outcome == "windowed":
+                self.stat_update("windowed")
+            if kept:
                 yield doc
 
     def _fit(self, doc) -> str:

@@ -240,6 +240,9 @@ class DecontamConfig:
         check_section(self, "assemble.decontam")
 
 
+OVER_BUDGET_POLICIES = ("window", "drop")
+
+
 @dataclass
 class AssembleConfig:
     """How pairs are built and where they go."""
@@ -262,7 +265,7 @@ class AssembleConfig:
         "window",
         "A pair over max_tokens: window (cut both versions to the same lines around the change, as much context as "
         "fits) or drop; either way counted.",
-        choices=("window", "drop"),
+        choices=OVER_BUDGET_POLICIES,
     )
     bug_pairs: bool = setting(True, "Emit the Functional_Correctness pair against an introduced bug when there is one.")
     decontam: DecontamConfig = field(default_factory=DecontamConfig)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.provenance import changed_settings
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +152,7 @@ def check_resume(checkpoint: Path, recorded: dict | None, fingerprint: dict) -> 
     if recorded is None:
         logger.warning("%s: the run records no fingerprint (older themis-rm); resuming without checking it", checkpoint)
         return
-    keys = sorted(set(recorded) | set(fingerprint))
-    changed = [
-        f"{key} {recorded.get(key)!r} -> {fingerprint.get(key)!r}"
-        for key in keys
-        if recorded.get(key) != fingerprint.get(key)
-    ]
+    changed = changed_settings(recorded, fingerprint)
     if changed:
         raise ThemisInputError(
             f"--resume {checkpoint}: the run was trained with other settings or data ({'; '.join(changed)}); "
