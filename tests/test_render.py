@@ -160,3 +160,16 @@ def test_prompt_overflow_error_policy_refuses_to_cut_the_prompt(qwen_tokenizer):
         renderer.render(long_prompt, CHOSEN)
     with pytest.raises(ThemisInputError, match="--prompt-overflow must be one of truncate, error"):
         ChatRenderer(qwen_tokenizer, prompt_overflow="drop")
+
+
+def test_the_probe_cache_is_bounded_by_bytes_and_never_changes_a_rendering(qwen_tokenizer):
+    """It was bounded by entries only (65,536 of up to 88 KB each for 30 KB prompts: about 5.5 GB)."""
+    budget = 512 * 1024
+    cached = ChatRenderer(qwen_tokenizer, probe_cache_bytes=budget)
+    uncached = ChatRenderer(qwen_tokenizer, probe_cache_bytes=0)
+    requests = [ScoreRequest(f"task {i}: " + "describe the input. " * 1500, CHOSEN, SYSTEM) for i in range(40)]
+    for request in requests + requests[-3:]:  # the last three again: served from the cache
+        assert cached.render_many([request]) == uncached.render_many([request])
+    cache = cached.probe_cache
+    assert 0 < cache.bytes <= budget and len(cache) < len(requests)
+    assert cache.hits == 3 and cache.misses == len(requests) and len(uncached.probe_cache) == 0

@@ -16,7 +16,7 @@ and reported instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,46 @@ Message = dict[str, str]
 Prompt = str | list[Message]
 INPUT_FIELD = "input"
 """The prompt column's name in ``themis data`` output and the training schema; read when ``prompt`` is absent."""
+
+
+SKIP_INVALID_HELP = (
+    "Skip malformed rows instead of failing on the first; each one is counted and listed (file, row, field, "
+    "reason) in the run's record."
+)
+SKIPPED_LISTED = 1000
+"""Skipped rows listed by name in a run's record (all are counted)."""
+
+
+def skipped_rows(skipped: Sequence[InvalidRow]) -> list[str]:
+    """What a run records of its skipped rows: ``file:row: field 'x' reason``, the first :data:`SKIPPED_LISTED`."""
+    return [str(invalid) for invalid in skipped[:SKIPPED_LISTED]]
+
+
+def check_unique_ids(rows: Sequence, source: str | Path) -> None:
+    """Pairs are keyed by id (bench resume, scores.parquet, joining score outputs): a repeated id is refused,
+    naming the first ones repeated.
+
+    Raises:
+        ThemisInputError: some id appears twice.
+    """
+    seen: set[str] = set()
+    repeated = [row.id for row in rows if row.id in seen or seen.add(row.id)]
+    if repeated:
+        raise ThemisInputError(
+            f"{source}: pair ids must be unique ({len(repeated)} repeated; first: {repeated[:5]}); give each pair "
+            "its own id"
+        )
+
+
+def is_blank(text: str) -> bool:
+    """The one rule of every surface (files, ``/v1/rewards``, vLLM's ``/score``, ``/rerank``, chat ``/classify``):
+    a prompt or response of nothing but whitespace has nothing to score, and is refused naming its field."""
+    return not text.strip()
+
+
+def prompt_chars(prompt: Prompt) -> int:
+    """Characters of a prompt's text (every turn's content for a conversation)."""
+    return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +147,7 @@ class RowValidator:
         if not isinstance(value, str):
             raise self.fail(field_name, f"must be a string, got {type(value).__name__}")
         _check_utf8(self, field_name, value)
-        if not value.strip():
+        if is_blank(value):
             if required:
                 raise self.fail(field_name, "is empty")
             return None
@@ -141,7 +181,7 @@ class RowValidator:
             turns = self.messages(field_name, value)
             if not turns or turns[-1]["role"] != "assistant":
                 raise self.fail(field_name, "conversation must end with an assistant message")
-            if not turns[-1]["content"].strip():
+            if is_blank(turns[-1]["content"]):
                 raise self.fail(field_name, "is empty")
             return turns[-1]["content"], turns[:-1]
         return self.text(field_name), None  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from themis_rm.bytecache import ByteBudgetCache
 from themis_rm.errors import PromptTooLongError, RenderError, ThemisInputError
 from themis_rm.pairs import Message, Prompt, ScoreRequest
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 PROMPT_OVERFLOW_POLICIES = ("truncate", "error")
 _USER_SENTINEL = "\u2063THEMIS-USER-SENTINEL\u2063"
 _RESPONSE_SENTINEL = "\u2063THEMIS-RESPONSE-SENTINEL\u2063"
+PROBE_CACHE_BYTES = 64 * 2**20
+"""What the per-prompt probe renderings may keep in memory (a server sees unboundedly many prompts)."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,16 @@ class ChatRenderer:
         prompt_overflow: when the prompt leaves no room for the response, ``"truncate"`` caps the response at
             half the budget and cuts the end of the last prompt turn (system prompt and template tokens are
             always kept; counted in ``prompt_truncated_tokens``); ``"error"`` raises instead.
+        probe_cache_bytes: memory the per-prompt probe renderings may keep (least recently used evicted).
     """
 
-    def __init__(self, tokenizer, max_length: int | None = None, prompt_overflow: str = "truncate") -> None:
+    def __init__(
+        self,
+        tokenizer,
+        max_length: int | None = None,
+        prompt_overflow: str = "truncate",
+        probe_cache_bytes: int = PROBE_CACHE_BYTES,
+    ) -> None:
         if prompt_overflow not in PROMPT_OVERFLOW_POLICIES:
             raise ThemisInputError(
                 f"--prompt-overflow must be one of {', '.join(PROMPT_OVERFLOW_POLICIES)}, got {prompt_overflow!r}"
@@ -88,7 +98,8 @@ class ChatRenderer:
         self.max_length = max_length
         self.uses_chat_template = bool(getattr(tokenizer, "chat_template", None))
         self._fallback_bos = "" if self.uses_chat_template else _default_bos(tokenizer)
-        self._probe = lru_cache(maxsize=65536)(self._probe_uncached)
+        self._structure_probe = lru_cache(maxsize=256)(self._structure_probe_uncached)  # one per system prompt
+        self.probe_cache: ByteBudgetCache[tuple, str] = ByteBudgetCache(probe_cache_bytes)
 
     def render(self, prompt: Prompt, response: str, system: str | None = None) -> RenderedSequence:
         """Render one conversation; see :meth:`render_many`."""
@@ -132,7 +143,8 @@ class ChatRenderer:
     # --------------------------------------------------------------------------------------------- internals
     def _char_bounds(self, text: str, request: ScoreRequest) -> _CharBounds:
         """Where the prompt, its last turn, the prefix and the response end, as character offsets into ``text``."""
-        structure_probe, response_probe = self._probe(request.system, _prompt_key(request.prompt))
+        structure_probe = self._structure_probe(request.system)
+        response_probe = self._response_probe(request.system, request.prompt)
         response_at = response_probe.index(_RESPONSE_SENTINEL)
         prefix_end = min(_common_prefix(text, response_probe), response_at)
         closing = len(response_probe) - response_at - len(_RESPONSE_SENTINEL)
@@ -143,11 +155,16 @@ class ChatRenderer:
         user_end = max(prompt_start, prefix_end - header)
         return _CharBounds(prompt_start, request.system is not None, user_end, prefix_end, response_end)
 
-    def _probe_uncached(self, system: str | None, prompt_key: tuple) -> tuple[str, str]:
-        """Renderings with sentinel contents: (sentinel prompt + sentinel response, real prompt + sentinel)."""
-        structure_probe = self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL, system))
-        response_probe = self.apply_template(build_messages(_prompt_from_key(prompt_key), _RESPONSE_SENTINEL, system))
-        return structure_probe, response_probe
+    def _structure_probe_uncached(self, system: str | None) -> str:
+        """The template around a sentinel prompt and a sentinel response: where the turns' contents sit."""
+        return self.apply_template(build_messages(_USER_SENTINEL, _RESPONSE_SENTINEL, system))
+
+    def _response_probe(self, system: str | None, prompt: Prompt) -> str:
+        """The real prompt before a sentinel response: where the response starts and its closing tokens begin."""
+        return self.probe_cache.get(
+            (system, _prompt_key(prompt)),
+            lambda: self.apply_template(build_messages(prompt, _RESPONSE_SENTINEL, system)),
+        )
 
     def _to_sequence(self, index: int, ids: list[int], offsets, bounds: _CharBounds) -> RenderedSequence:
         ends = [end for _, end in offsets]
@@ -205,12 +222,6 @@ def _prompt_key(prompt: Prompt) -> tuple:
     if isinstance(prompt, str):
         return ("text", prompt)
     return ("messages", *((m["role"], m["content"]) for m in prompt))
-
-
-def _prompt_from_key(key: tuple) -> Prompt:
-    if key[0] == "text":
-        return key[1]
-    return [{"role": role, "content": content} for role, content in key[1:]]
 
 
 def _common_prefix(a: str, b: str) -> int:

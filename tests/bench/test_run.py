@@ -358,3 +358,26 @@ def test_unknown_perturbation_is_refused_before_any_scoring(tiny_model_dir, samp
     with pytest.raises(ThemisInputError, match="--perturb: unknown kind 'flattery'"):
         run_bench(_config(tiny_model_dir, sample_pairs, tmp_path / "run", perturb=("flattery",)))
     assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_file_is_named_as_empty_not_as_filtered(tiny_model_dir, tmp_path):
+    """Issue 21, item 9: bench on an empty file blamed the --subset/--language filters."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ThemisInputError, match="no pairs to score: the file has no rows"):
+        run_bench(_config(tiny_model_dir, empty, tmp_path / "run"))
+    bad = write_pairs_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "prompt": "p", "chosen": "", "rejected": "r"}])
+    with pytest.raises(ThemisInputError, match="no pairs to score: all 1 rows are invalid"):
+        run_bench(_config(tiny_model_dir, bad, tmp_path / "run", skip_invalid=True))
+
+
+def test_skip_invalid_scores_the_valid_pairs_and_lists_the_skipped_rows(tiny_model_dir, tmp_path):
+    rows = [{"id": f"p{i}", "prompt": "Add.", "chosen": f"return {i}", "rejected": "pass"} for i in range(4)]
+    rows[2]["rejected"] = 7
+    data = write_pairs_jsonl(tmp_path / "pairs.jsonl", rows)
+    with pytest.raises(ThemisInputError, match=r"pairs\.jsonl:3: field 'rejected' must be a string"):
+        run_bench(_config(tiny_model_dir, data, tmp_path / "strict"))
+    run_bench(_config(tiny_model_dir, data, tmp_path / "run", skip_invalid=True))
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["n_pairs"] == 3 and run["n_skipped_rows"] == 1
+    assert run["skipped_rows"] == [f"{data}:3: field 'rejected' must be a string, got int"]

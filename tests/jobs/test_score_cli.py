@@ -86,6 +86,24 @@ def test_bad_row_fails_with_file_row_and_field(tiny_model_dir, tmp_path):
     assert f"{source}:2: field 'chosen' is empty" in " ".join(result.output.split())
 
 
+def test_repeated_pair_ids_are_refused_as_bench_refuses_them(tiny_model_dir, tmp_path):
+    """Issue 21, item 9: score said nothing about them, while bench refused the same file."""
+    source = write_pairs_jsonl(tmp_path / "pairs.jsonl", [_pair("a"), _pair("b"), _pair("a", chosen="z")])
+    result = _score(tiny_model_dir, source, tmp_path / "o.jsonl")
+    assert result.exit_code == 2
+    assert "pair ids must be unique (1 repeated; first: ['a'])" in " ".join(result.output.split())
+
+
+def test_responses_sharing_an_id_are_scored_with_a_warning(tiny_model_dir, tmp_path, caplog):
+    """Rollouts of one prompt often carry the prompt's id: scored, in order, and said."""
+    rows = [{"id": "q1", "prompt": "Add.", "response": f"return {i}"} for i in range(3)]
+    source = write_pairs_jsonl(tmp_path / "responses.jsonl", rows)
+    with caplog.at_level("WARNING", logger="themis_rm.scoring.job"):
+        result = _score(tiny_model_dir, source, tmp_path / "o.jsonl", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "1 ids are shared by several responses (first: ['q1'])" in caplog.text
+
+
 def test_unknown_criterion_exits_with_the_valid_names(tiny_model_dir, official_prompts_path, tmp_path):
     source = write_pairs_jsonl(tmp_path / "r.jsonl", [{"prompt": "p", "response": "r"}])
     options = ("--criterion", "speediness", "--prompts", official_prompts_path)

@@ -63,12 +63,15 @@ def offline_scorer(tiny_model_dir: Path) -> Scorer:
 
 @pytest.fixture
 def start_server(serve_scorer, tiny_model_dir) -> Iterator[Callable[..., LiveServer]]:
-    """Start a server with settings overrides (and an optional ``before_batch`` hook); stopped after the test."""
+    """Start a server with settings overrides (and optional ``before_batch``/``before_render`` hooks); stopped after
+    the test."""
     started: list[LiveServer] = []
 
-    def start(before_batch: Callable[[], None] | None = None, **overrides) -> LiveServer:
+    def start(
+        before_batch: Callable[[], None] | None = None, before_render: Callable[[], None] | None = None, **overrides
+    ) -> LiveServer:
         settings = ServeSettings(model=str(tiny_model_dir), max_length=1024, **overrides)
-        service = RewardService(serve_scorer, settings, before_batch=before_batch)
+        service = RewardService(serve_scorer, settings, before_batch=before_batch, before_render=before_render)
         server = LiveServer(service, settings).start()
         started.append(server)
         return server

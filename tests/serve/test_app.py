@@ -96,9 +96,13 @@ def test_openrlhf_payload_round_trips(start_server, offline_scorer, expected):
     assert legacy.json()["rewards"] == pytest.approx(rewards[:1], abs=TOLERANCE)
 
 
-def test_rerender_scores_policy_strings_with_the_reward_models_template_and_criterion(start_server, offline_scorer):
+@pytest.mark.parametrize("trailing", ["", "\n\n", " \n"])
+def test_rerender_scores_policy_strings_with_the_reward_models_template_and_criterion(
+    start_server, offline_scorer, trailing
+):
+    """Equal to ``themis score`` whatever whitespace ends the response (it was stripped: off by up to 1.04)."""
     server = start_server(rerender=True, criteria="security")
-    prompt, response = POOL[4]
+    prompt, response = POOL[4][0], POOL[4][1] + trailing
     policy_prompt = (
         f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n"
     )
@@ -111,6 +115,8 @@ def test_rerender_scores_policy_strings_with_the_reward_models_template_and_crit
     assert by_marker == pytest.approx(want, abs=TOLERANCE)
     assert by_prompt == pytest.approx(want, abs=TOLERANCE)
     assert server.service.health()["counters"]["policy_system_turns_replaced"] == 2
+    if trailing:  # the test can fail: the stripped response scores differently
+        assert offline_scorer.score([prompt], [response.rstrip()], criteria="security") != pytest.approx(want)
 
 
 def test_rerender_of_a_policy_string_from_a_qwen3_style_template_equals_direct_scoring(start_server, offline_scorer):

@@ -96,7 +96,7 @@ def test_full_queue_refuses_at_once_and_a_cancelled_waiter_leaves_the_queue():
     batcher, results = run(main())
     assert results == [[0.0], [2.0], [3.0]]
     assert batcher.counters["rejected_queue_full"] == 1
-    assert batcher.counters["dropped_cancelled_waiting"] == 1
+    assert batcher.counters["dropped_abandoned_waiting"] == 1
 
 
 def test_close_finishes_queued_work_then_refuses_new_requests():

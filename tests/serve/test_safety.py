@@ -40,6 +40,18 @@ def error_of(answer: httpx.Response, status: int) -> dict:
         ("/v1/rewards", {"items": [{"prompt": "p", "respnse": "r"}]}, "items[0].response", "required"),
         ("/v1/rewards", {"items": [{"response": "r"}]}, "items[0]", "exactly one of"),
         ("/v1/rewards", {"items": []}, "items", "at least 1"),
+        # blank prompts and responses: refused as themis score refuses them (/v1/score scored them)
+        ("/v1/rewards", {"items": [{"prompt": "p", "response": " \n"}]}, "items[0].response", "nothing to score"),
+        ("/v1/rewards", {"items": [{"prompt": "", "response": "r"}]}, "items[0].prompt", "nothing to score"),
+        ("/v1/score", {"queries": "p", "documents": ["r", ""]}, "documents[1]", "nothing to score"),
+        ("/score", {"text_1": "  ", "text_2": "r"}, "text_1[0]", "nothing to score"),
+        ("/rerank", {"query": "p", "documents": ["r", "\t"]}, "documents[1]", "nothing to score"),
+        (
+            "/classify",
+            {"messages": [{"role": "user", "content": "p"}, {"role": "assistant", "content": ""}]},
+            "body",
+            "nothing to score",
+        ),
         ("/v1/rewards", {**GOOD, "criteria": ["security", "bogus"]}, "criteria[1]", "unknown criterion 'bogus'"),
         ("/v1/rewards", {**GOOD, "criteria": ["security", "sh"]}, "criteria[1]", "asked for twice"),
         (
@@ -96,9 +108,14 @@ def test_api_key_is_required_except_for_health(start_server):
         error_of(wrong.post("/v1/rewards", json=GOOD), 401)
         error_of(anonymous.get("/metrics"), 401)
         assert anonymous.get("/health").status_code == 200
+    with client(server, authorization="Basic s3cret") as other_scheme:
+        error_of(other_scheme.post("/v1/rewards", json=GOOD), 401)
+    for scheme in ("bearer", "BEARER"):  # the scheme is case-insensitive (RFC 9110); lower case got 401
+        with client(server, authorization=f"{scheme}  s3cret") as http:
+            still_answers(http)
     with client(server, authorization="Bearer s3cret") as http:
         still_answers(http)
-        assert 'themis_rejected_requests_total{reason="unauthorized"} 3.0' in http.get("/metrics").text
+        assert 'themis_rejected_requests_total{reason="unauthorized"} 4.0' in http.get("/metrics").text
 
 
 @pytest.mark.parametrize(("overrides", "status"), [({}, 503), ({"queue_full_status": 429}, 429)])

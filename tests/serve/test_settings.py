@@ -48,6 +48,8 @@ def test_every_bad_value_is_reported_at_once_naming_its_flag():
         load_settings()
     with pytest.raises(ThemisInputError, match="--max-items-per-request"):
         load_settings(model="m", max_items_per_request=10, max_queue_items=5)
+    with pytest.raises(ThemisInputError, match=r"--max-request-tokens \(512\) must be at least --max-length"):
+        load_settings(model="m", max_request_tokens=512, max_length=1024)
 
 
 def test_environment_fills_what_the_command_line_leaves_out(monkeypatch):

@@ -110,6 +110,17 @@ def test_run_records_config_counters_metrics_and_eval_by_aspect(small_config, da
     assert evals[-1]["eval/pairs"] == 6 and summary.eval_metrics == {k: v for k, v in evals[-1].items() if k != "step"}
 
 
+def test_skip_invalid_lists_each_skipped_row_in_run_json(small_config, tmp_path):
+    """Issue 21, item 9: only a count reached run.json; which rows were skipped was lost."""
+    rows = operator_pairs(33, seed=0)
+    rows[5]["chosen"] = "  "
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    summary = run_training(small_config(data, skip_invalid=True, max_steps=1))
+    run = json.loads((summary.output / RUN_FILE).read_text())
+    assert run["counters"]["dropped_invalid_rows"] == 1
+    assert run["skipped_rows"] == [f"{data}:6: field 'chosen' is empty"]
+
+
 def test_training_that_would_drop_most_pairs_fails_before_the_first_step(small_config, tmp_path):
     """Issue 21, item 6: with 60 of 64 pairs dropped (prompt did not fit) training ran on 4 and exited 0."""
     rows = operator_pairs(64, seed=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from themis_rm.config import setting
 from themis_rm.errors import ThemisInputError
-from themis_rm.pairs import FieldMap
+from themis_rm.pairs import SKIP_INVALID_HELP, FieldMap
 from themis_rm.scoring.config import ASPECT, ModelConfig
 
 TIE_POLICIES = ("wrong", "half")  # bench.metrics imports them from here
@@ -45,6 +45,7 @@ class BenchConfig(ModelConfig):
         choices=IDENTICAL_POLICIES,
     )
     limit: int | None = setting(None, "Score only the first N selected pairs.", ge=1)
+    skip_invalid: bool = setting(False, SKIP_INVALID_HELP)
     subsets: tuple[str, ...] = setting((), "Keep only these subsets (repeatable or comma list).", flags=("--subset",))
     languages: tuple[str, ...] = setting((), "Keep only these languages.", flags=("--language",))
     aspects: tuple[str, ...] = setting((), "Keep only these aspects.", flags=("--aspect",))

@@ -42,7 +42,7 @@ from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.faults import crash_point
 from themis_rm.packs import resolve_pack
-from themis_rm.pairs import PreferencePair, load_pairs
+from themis_rm.pairs import PreferencePair, check_unique_ids, load_pairs, skipped_rows
 from themis_rm.provenance import file_sha256
 from themis_rm.scoring.config import ASPECT
 from themis_rm.scoring.judge import parse_score_range
@@ -122,13 +122,22 @@ def run_bench(
         config.fields,
         resolve_aspect=pack.resolve_one if pack is not None and by_aspect else None,
         aspect_required_by=ASPECT_REQUIRED_BY if by_aspect else None,
+        skip_invalid=config.skip_invalid,
         split=config.split,
         config=config.data_config,
     )
+    if not loaded.rows:
+        raise ThemisInputError(
+            f"{config.data}: no pairs to score: "
+            + (f"all {len(loaded.skipped)} rows are invalid" if loaded.skipped else "the file has no rows")
+        )
     pairs = select_pairs(loaded.rows, config)
     if not pairs:
-        raise ThemisInputError(f"{config.data}: no pairs left after the --subset/--language/--aspect/--limit filters")
-    _check_unique_ids(pairs, config.data)
+        raise ThemisInputError(
+            f"{config.data}: no pairs left after the --subset/--language/--aspect/--limit filters "
+            f"({len(loaded.rows)} read)"
+        )
+    check_unique_ids(pairs, config.data)
     config.output.mkdir(parents=True, exist_ok=True)
     scorer = _pair_scorer(config, pack)  # before the fingerprint: it records the dtype and device "auto" became
     fingerprint = run_fingerprint(config, pack, pairs, scorer)
@@ -144,7 +153,8 @@ def run_bench(
     except KeyboardInterrupt as exc:
         raise BenchInterrupted(config.output, len(done), len(pairs)) from exc
     scoring_s = time.perf_counter() - scoring_started
-    return _finish(config, scorer, pairs, done, fingerprint, len(pairs) - len(pending), scoring_s, started)
+    resumed = len(pairs) - len(pending)
+    return _finish(config, scorer, pairs, loaded.skipped, done, fingerprint, resumed, scoring_s, started)
 
 
 def _score_pending(config, scorer, pending: list[PreferencePair], done: dict[str, dict], progress) -> None:
@@ -179,7 +189,7 @@ def _score_pending(config, scorer, pending: list[PreferencePair], done: dict[str
                 progress(len(chunk))
 
 
-def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
+def _finish(config, scorer, pairs, skipped, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
     scored = [done[p.id] for p in pairs]  # every selected pair; the results may drop the identical ones
     identical = [r["id"] for r in scored if r.get("identical", False)]
     if identical and config.identical == "drop":
@@ -218,6 +228,8 @@ def _finish(config, scorer, pairs, done, fingerprint, resumed, scoring_s, starte
         "n_truncated_pairs": sum(r["truncated"] for r in scored),
         "n_prompt_truncated_pairs": sum(r.get("prompt_truncated", False) for r in scored),
         "resumed_pairs": resumed,
+        "n_skipped_rows": len(skipped),
+        "skipped_rows": skipped_rows(skipped),
         "filters": {
             "subsets": list(config.subsets),
             "languages": list(config.languages),
@@ -279,12 +291,3 @@ def _length_sorted_chunks(pairs: list[PreferencePair], size: int):
     ordered = sorted(pairs, key=lambda p: -(len(str(p.prompt)) + max(len(p.chosen), len(p.rejected))))
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
-
-
-def _check_unique_ids(pairs: list[PreferencePair], source: str) -> None:
-    seen: set[str] = set()
-    duplicates = [p.id for p in pairs if p.id in seen or seen.add(p.id)]
-    if duplicates:
-        raise ThemisInputError(
-            f"{source}: pair ids must be unique (resume and scores.parquet key on them); duplicated: {duplicates[:5]}"
-        )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from themis_rm.config import setting
-from themis_rm.pairs import FieldMap
+from themis_rm.pairs import SKIP_INVALID_HELP, FieldMap
 from themis_rm.render import PROMPT_OVERFLOW_POLICIES
 
 ASPECT = "aspect"  # criteria mode: each row under its own aspect's prompt (the paper's setting)
@@ -89,7 +89,7 @@ class ScoreConfig(ModelConfig):
     )
     fields: FieldMap = setting(default_factory=FieldMap, flag_format="{name}-field")
     split: str | None = setting(None, "Split of a dataset directory or hub id.")
-    skip_invalid: bool = setting(False, "Count and report bad rows instead of failing.")
+    skip_invalid: bool = setting(False, SKIP_INVALID_HELP)
     limit: int | None = setting(None, "Score only the first N valid rows.", ge=1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,15 @@ from themis_rm.atomic import atomic_path, refuse_overwrite, write_text_atomic
 from themis_rm.config import validate_config
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
-from themis_rm.pairs import LoadedRows, ScoreRequest, input_kind, load_pairs, load_responses
+from themis_rm.pairs import (
+    LoadedRows,
+    ScoreRequest,
+    check_unique_ids,
+    input_kind,
+    load_pairs,
+    load_responses,
+    skipped_rows,
+)
 from themis_rm.scoring.config import ScoreConfig
 from themis_rm.scoring.scorer import ASPECT, Scorer, require_aspects
 
@@ -84,6 +93,10 @@ def run_score(
     if not loaded.rows:
         raise ThemisInputError(f"{config.input}: no valid rows to score ({len(loaded.skipped)} skipped)")
     selected = loaded.rows[: config.limit] if config.limit else loaded.rows
+    if kind == "pairs":
+        check_unique_ids(selected, config.input)  # as bench: a pair is known by its id
+    else:
+        _warn_repeated_ids(selected, config.input)
     scorer = Scorer.from_job_config(config, pack)
     started = time.perf_counter()
     if kind == "pairs":
@@ -139,10 +152,24 @@ def run_score(
         "kind": kind,
         "fields": asdict(config.fields),
         "summary": {k: v for k, v in asdict(summary).items() if k != "output"},
-        "skipped_rows": [str(s) for s in loaded.skipped],
+        "skipped_rows": skipped_rows(loaded.skipped),
     }
     _write_output(config.output, rows, settings)
     return summary
+
+
+def _warn_repeated_ids(rows, source) -> None:
+    """Responses may share an id (rollouts of one prompt often carry the prompt's id); say so, as output rows are
+    then told apart by their position only."""
+    counts = Counter(row.id for row in rows)
+    repeated = [i for i, n in counts.items() if n > 1]
+    if repeated:
+        logger.warning(
+            "%s: %d ids are shared by several responses (first: %s); output rows follow the input order",
+            source,
+            len(repeated),
+            repeated[:5],
+        )
 
 
 def _row_systems(scorer: Scorer, rows, criterion: str) -> list[str | None]:

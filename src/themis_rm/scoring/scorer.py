@@ -273,14 +273,17 @@ class Scorer:
         template_bos = self.renderer.leading_bos_id if add_special_tokens else None
         return [_keep_end(_with_bos(list(ids), template_bos), budget, bos) for ids in encoded]
 
-    def render_token_ids(self, ids: Sequence[Sequence[int]], max_tokens: int | None = None) -> list[RenderedSequence]:
+    def render_token_ids(
+        self, ids: Sequence[Sequence[int]], max_tokens: int | None = None, first_index: int = 0
+    ) -> list[RenderedSequence]:
         """Token ids scored as given, cut from the start to the budget (the end, where the reward is read, kept).
 
         Raises:
-            ThemisInputError: an id outside the model's vocabulary.
+            ThemisInputError: an id outside the model's vocabulary, naming its row (``first_index`` is the
+                index of ``ids[0]`` in the caller's list).
         """
         vocab = len(self.renderer.tokenizer)
-        for i, row in enumerate(ids):
+        for i, row in enumerate(ids, start=first_index):
             if any(not 0 <= token < vocab for token in row):
                 raise ThemisInputError(f"input[{i}]: token ids must be in [0, {vocab}) for this model")
         budget = self._budget(max_tokens)

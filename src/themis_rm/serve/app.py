@@ -3,8 +3,9 @@
 Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /v1/rewards`` (structured, several criteria per call), vLLM's
 pooling API (``/classify`` as verl calls it, ``/score``, ``/rerank``, ``/pooling``, ``GET /v1/models``; in
 :mod:`.vllm_routes`), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
-first: metrics -> bearer token (401) -> body limit (413) -> routing and JSON validation (422) -> the service
-(413 too many items, 503 (or 429) queue full, 503 shutting down or timed out). Nothing from a request is ever executed:
+first: request id -> metrics -> bearer token (401) -> body limit (413) -> cancel on disconnect -> routing and
+JSON validation (422) -> the service (413 too many items or tokens, 503 (or 429) queue full, 503 shutting down or
+timed out). Nothing from a request is ever executed:
 templates are the reward model's own, and policy strings are only split on plain-string markers.
 """
 
@@ -17,6 +18,7 @@ from themis_rm.config import validate_config
 from themis_rm.errors import MissingExtraError
 from themis_rm.serve import vllm_routes
 from themis_rm.serve.dependencies import Service
+from themis_rm.serve.disconnect import CancelOnDisconnect
 from themis_rm.serve.guards import BearerAuth, BodyLimit
 from themis_rm.serve.handlers import install_error_handlers
 from themis_rm.serve.metrics import MetricsMiddleware
@@ -61,6 +63,7 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     install_error_handlers(app, settings.retry_after_s, service.metrics.reject, settings.queue_full_status)
     app.include_router(router)
     app.include_router(vllm_routes.router)
+    app.add_middleware(CancelOnDisconnect, on_abandon=service.count_abandoned)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, count_reject=service.metrics.reject)
     if settings.api_key is not None:
         app.add_middleware(BearerAuth, api_key=settings.api_key.get_secret_value(), count_reject=service.metrics.reject)

@@ -9,8 +9,9 @@ request, in order.
 
 Backpressure: at most ``max_queue_items`` sequences wait; beyond that :meth:`MicroBatcher.submit` raises
 :class:`OverloadedError` at once rather than letting the queue and the latency grow without end. A request whose
-caller gave up (timeout, disconnect) is removed from the queue, or, when its batch is already running, its result
-is dropped; both are counted.
+caller gave up (its timeout, or its client disconnected: :mod:`.disconnect`) is removed from the queue
+(``dropped_abandoned_waiting``), or, when its batch is already running, its result is dropped
+(``dropped_abandoned_scored``).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class MicroBatcher(Generic[T]):
             if job in self._pending:  # the caller gave up before the job was batched
                 self._pending.remove(job)
                 self._set_queued(self._queued_items - len(items))
-                self._count("dropped_cancelled_waiting", len(items))
+                self._count("dropped_abandoned_waiting", len(items))
             raise
 
     # -------------------------------------------------------------------------------------------- worker
@@ -226,7 +227,7 @@ class MicroBatcher(Generic[T]):
         for job in batch:
             stop = start + len(job.items)
             if not _settle(job, result=[float(r) for r in rewards[start:stop]]):
-                self._count("dropped_result_after_cancel", len(job.items))
+                self._count("dropped_abandoned_scored", len(job.items))
             start = stop
 
     # ---------------------------------------------------------------------------------------- reporting

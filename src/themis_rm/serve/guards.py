@@ -30,19 +30,20 @@ async def send_error(send: Send, status: int, kind: str, message: str, retry_aft
 
 
 class BearerAuth:
-    """Requires ``Authorization: Bearer <api_key>`` on every path but ``/health``; compared in constant time."""
+    """Requires ``Authorization: Bearer <api_key>`` on every path but ``/health``; the token compared in constant
+    time, the scheme case-insensitively (``bearer`` and ``BEARER`` too, as RFC 9110 says)."""
 
     def __init__(self, app: ASGIApp, api_key: str, count_reject: Callable[[str], None]) -> None:
         self.app = app
-        self._expected = f"Bearer {api_key}".encode()
+        self._expected = api_key.encode()
         self._count_reject = count_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(given, self._expected):
+        scheme, _, token = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        if not hmac.compare_digest(token.strip(b" "), self._expected) or scheme.lower() != b"bearer":
             self._count_reject("unauthorized")
             await send_error(send, 401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer …)")
             return

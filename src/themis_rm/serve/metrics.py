@@ -33,6 +33,7 @@ ENDPOINTS = frozenset(
         "/metrics",
     }
 )  # a path label each; any other path is counted as "other", so a scanner cannot grow the label set
+CLIENT_CLOSED = 499  # nginx's status for a request whose client left before the answer (none is sent)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -100,7 +101,7 @@ class MetricsMiddleware:
             return
         endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -108,8 +109,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        failed = True
         try:
             await self.app(scope, receive, send_and_record)
+            failed = False
         finally:
+            # No answer: the app failed (the server answers 500), or it returned because its client had left.
+            status = status or (500 if failed else CLIENT_CLOSED)
             self.metrics.requests.labels(endpoint, str(status)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

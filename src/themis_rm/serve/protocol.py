@@ -24,13 +24,14 @@ from scipy.special import expit
 
 from themis_rm.conversation import text_content
 from themis_rm.errors import MissingExtraError
-from themis_rm.pairs import ScoreRequest
+from themis_rm.pairs import ScoreRequest, is_blank
 
 if TYPE_CHECKING:
     from themis_rm.serve.service import CriteriaScored
 
 try:
     from pydantic import (
+        AfterValidator,
         AliasChoices,
         BaseModel,
         BeforeValidator,
@@ -94,6 +95,17 @@ TextContent = Annotated[StrictStr, BeforeValidator(_join_parts)]
 """A string, or a list of text parts joined (:func:`themis_rm.conversation.text_content`)."""
 
 
+def not_blank(value: str) -> str:
+    """Refuse a blank prompt or response, as ``themis score`` does (:func:`themis_rm.pairs.is_blank`)."""
+    if is_blank(value):
+        raise ValueError("is empty: nothing to score (themis score refuses a blank prompt or response too)")
+    return value
+
+
+Scorable = Annotated[TextContent, AfterValidator(not_blank)]
+"""A prompt or response to score: text content that is not blank."""
+
+
 class ChatTurn(BaseModel):
     """One turn: its role and text; other keys (``name``, ``tool_calls``, ...) are ignored."""
 
@@ -108,9 +120,9 @@ class ScoreItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: StrictStr | None = None
+    prompt: Annotated[StrictStr, AfterValidator(not_blank)] | None = None
     messages: list[ChatTurn] | None = Field(None, min_length=1)
-    response: TextContent
+    response: Scorable
 
     @model_validator(mode="after")
     def _one_prompt(self) -> ScoreItem:

@@ -13,11 +13,12 @@ The split, in order of preference:
    default Qwen/ChatML ``<|im_start|>assistant\\n``).
 
 The prompt part is cut into turns at every header of the same shape as the marker (the marker with ``assistant``
-replaced by any role name), text before the first header (a BOS) is dropped, and end-of-turn markers and
-whitespace are stripped from the end of each turn and of the response. An EMPTY think block opening the response
-(``<think>\n\n</think>\n\n``, what Qwen3's generation prompt emits with thinking off) is template boilerplate,
-not response text: it is removed, and the reward model's own template adds its own if it has one (Qwen3's does).
-A think block with content is kept as part of the response. Nothing in the string is ever evaluated.
+replaced by any role name), text before the first header (a BOS) is dropped, and end-of-turn markers (with the
+whitespace after them) are stripped from the end of each turn and of the response; a turn's own trailing
+whitespace is kept, so a response re-renders exactly as ``themis score`` renders it. An EMPTY think block opening
+the response (``<think>\n\n</think>\n\n``, what Qwen3's generation prompt emits with thinking off) is template
+boilerplate, not response text: it is removed, and the reward model's own template adds its own if it has one
+(Qwen3's does). A think block with content is kept as part of the response. Nothing in the string is ever evaluated.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ class QuerySplitter:
         return turns
 
     def _strip_end(self, text: str) -> str:
-        """Remove trailing end-of-turn/padding markers and whitespace, repeatedly (``<|im_end|>\\n<|endoftext|>``)."""
+        """Remove trailing end-of-turn/padding markers and the whitespace the template put after them, repeatedly
+        (``<|im_end|>\\n<|endoftext|>``); whitespace before the first marker is the turn's own and is kept (it
+        was stripped, and the re-rendered response then scored differently from ``themis score``'s)."""
         while True:
-            stripped = text.rstrip()
-            for marker in self._end_markers:
-                if stripped.endswith(marker):
-                    stripped = stripped[: -len(marker)]
-            if stripped == text:
+            trimmed = text.rstrip()
+            marker = next((m for m in self._end_markers if trimmed.endswith(m)), None)
+            if marker is None:
                 return text
-            text = stripped
+            text = trimmed[: -len(marker)]

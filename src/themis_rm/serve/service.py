@@ -1,4 +1,4 @@
-"""``RewardService``: what the HTTP routes call. Renders on the event loop, scores on one model thread, batched.
+"""``RewardService``: what the HTTP routes call. Renders on one thread, scores on another, batched.
 
 The service adds no scoring logic: structured items go through the scorer's own renderer (criteria -> system
 prompt -> chat template -> ids) and engines, exactly as ``themis score`` does. Two things are server-specific:
@@ -9,8 +9,9 @@ prompt -> chat template -> ids) and engines, exactly as ``themis score`` does. T
 * ``/get_reward --rerender`` splits policy strings into turns and response (:mod:`.queries`), then renders them
   like any structured item under the server's ``--criteria``.
 
-Threads: rendering and tokenisation run on the event loop (a few hundred microseconds per request; one thread
-ever enters the tokenizer, and no GIL hand-off per request), the model on the batcher's one "model" thread.
+Threads: the event loop only parses, admits and answers; rendering and tokenisation run in chunks on the render
+worker's one thread (:mod:`.render_worker`: a 12 MiB request cannot freeze ``/health``, and a client that leaves
+stops its request between chunks), the model on the batcher's one "model" thread.
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from themis_rm.conversation import SystemOnlyConversationError, criterion_requests
 from themis_rm.errors import CriteriaError, PromptTooLongError
 from themis_rm.packs import resolve_pack
-from themis_rm.pairs import ScoreRequest
+from themis_rm.pairs import ScoreRequest, prompt_chars
 from themis_rm.render import RenderedSequence
 from themis_rm.scoring.scorer import Scorer
 from themis_rm.serve.batcher import BatchLimits, MicroBatcher
 from themis_rm.serve.errors import RequestFieldError, RequestTooLargeError, UnavailableError
 from themis_rm.serve.metrics import ServeMetrics
 from themis_rm.serve.queries import QuerySplitter
+from themis_rm.serve.render_worker import RenderChunk, RenderWorker, T
 from themis_rm.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class RewardService:
         settings: limits, batching and ``/get_reward`` options.
         metrics: where counters go (a fresh registry by default).
         before_batch: called on the model thread before each batch; a test hook to make the model slow.
+        before_render: called on the render thread before each chunk; a test hook to make rendering slow.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class RewardService:
         *,
         metrics: ServeMetrics | None = None,
         before_batch: Callable[[], None] | None = None,
+        before_render: Callable[[], None] | None = None,
     ) -> None:
         self.scorer = scorer
         self.settings = settings
@@ -90,6 +95,12 @@ class RewardService:
         self.batcher: MicroBatcher[RenderedSequence] = MicroBatcher(
             self._score_batch, _token_count, limits, self.metrics
         )
+        self.render_worker = RenderWorker(
+            settings.max_request_tokens,
+            settings.max_queue_items,
+            observer=self.metrics,
+            before_chunk=before_render,
+        )
         self._before_batch = before_batch
         self._started = False
         self.counters: Counter[str] = Counter()
@@ -103,6 +114,7 @@ class RewardService:
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        self.render_worker.start()
         self.batcher.start()
         self._started = True
         logger.info("reward service ready: %s", self.settings.model_name)
@@ -110,6 +122,7 @@ class RewardService:
     async def stop(self) -> None:
         """Finish queued and running batches (up to ``--shutdown-timeout-s``), then release the model thread."""
         await self.batcher.close(self.settings.shutdown_timeout_s)
+        self.render_worker.close()
 
     # ------------------------------------------------------------------------------------------- requests
     async def get_reward(self, queries: list[str], prompts: list[str] | None) -> Scored:
@@ -118,27 +131,38 @@ class RewardService:
         if prompts is not None and len(prompts) != len(queries):
             raise RequestFieldError("prompts", f"has {len(prompts)} entries for {len(queries)} queries")
         if self.settings.rerender:
-            return await self._score(self._render_queries(queries, prompts))
-        return await self._score(self._render_raw(queries, add_special_tokens=False, param="query"))
+            with_prompts = list(zip(queries, prompts or [None] * len(queries), strict=True))
+            return await self._score(with_prompts, self._render_queries, _first_chars, "query")
+        render = partial(self._render_raw, add_special_tokens=False, param="query")
+        return await self._score(queries, render, len, "query")
 
     async def classify(
         self, inputs: list[str] | list[list[int]], add_special_tokens: bool = True, max_tokens: int | None = None
     ) -> Scored:
         """vLLM-style classify: strings already rendered with the reward model's own template, or token ids."""
         self._check_count(len(inputs), "input")
-        if inputs and isinstance(inputs[0], list):
-            return await self._score(self._checked(self.scorer.render_token_ids(inputs, max_tokens), "input"))
-        return await self._score(self._render_raw(inputs, add_special_tokens, param="input", max_tokens=max_tokens))
+        if isinstance(inputs[0], list):
+            render = partial(self._render_ids, max_tokens=max_tokens)
+        else:
+            render = partial(
+                self._render_raw, add_special_tokens=add_special_tokens, param="input", max_tokens=max_tokens
+            )
+        return await self._score(inputs, render, len, "input")
 
     async def score_items(self, requests: list[ScoreRequest], criteria: list[str] | None) -> CriteriaScored:
         """Score every item under each criteria spec (``["security", "runtime"]`` gives two scores per item)."""
         specs = criteria or [self.settings.criteria]
         self._check_count(len(requests) * len(specs), "items")
-        labels, rendered, replaced = self._render_items(requests, specs)
-        scored = await self._score(rendered)
+        labels, under, replaced = self._criteria_requests(requests, specs)
+        render = partial(self._render_requests, param="items", modulo=len(requests))
+        scored = await self._score(under, render, _request_chars, "items")
         rewards = np.asarray(scored.rewards).reshape(len(specs), len(requests)).T
         truncated = np.asarray(scored.truncated_tokens).reshape(len(specs), len(requests)).max(axis=0)
         return CriteriaScored(labels, rewards, truncated.tolist(), scored.tokens, replaced)
+
+    def count_abandoned(self) -> None:
+        """A request was cancelled because its client left (:mod:`.disconnect`)."""
+        self.counters["abandoned_requests"] += 1
 
     def health(self) -> dict:
         """Readiness, queue and every counter (batcher drops, service counters, engine work)."""
@@ -146,18 +170,23 @@ class RewardService:
             "status": "ok" if self.batcher.running else "unavailable",
             "model": self.settings.model_name,
             "get_reward": {"rerender": self.settings.rerender, "criteria": self.settings.criteria},
+            "rendering_items": self.render_worker.pending_items,
             "queue_items": self.batcher.queued,
-            "counters": {**self.batcher.counters, **self.counters},
+            "counters": {**self.batcher.counters, **self.render_worker.counters, **self.counters},
             "engine": self.scorer.work_counters(),
         }
 
     # -------------------------------------------------------------------------------------------- pipeline
-    async def _score(self, rendered: list[RenderedSequence]) -> Scored:
-        """Wait for the batcher to score ``rendered``, within the request timeout."""
+    async def _score(
+        self, items: Sequence[T], render_chunk: RenderChunk, size_of: Callable[[T], int], param: str
+    ) -> Scored:
+        """Render ``items`` on the render worker, then wait for the batcher to score them, within the request
+        timeout (a request cancelled meanwhile, by its client leaving or the timeout, stops where it is)."""
         if not self._started:
             raise UnavailableError("the reward service is not started yet")
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
+                rendered = await self.render_worker.render(items, render_chunk, size_of, param)
                 rewards = await self.batcher.submit(rendered)
         except TimeoutError:
             self.counters["timed_out_requests"] += 1
@@ -183,31 +212,53 @@ class RewardService:
                 "split the call"
             )
 
-    # ---------------------------------------------------------------------------- rendering (event loop)
+    # --------------------------------------------------------------- rendering (the render worker's thread)
+    # Each takes one chunk of a request's items and the request index of its first item (``offset``), so errors
+    # name the item the client sent.
     def _render_raw(
-        self, texts: Sequence[str], add_special_tokens: bool, param: str, max_tokens: int | None = None
+        self,
+        texts: Sequence[str],
+        offset: int,
+        add_special_tokens: bool,
+        param: str,
+        max_tokens: int | None = None,
     ) -> list[RenderedSequence]:
         """Already-formatted strings as the scorer tokenises them (their end kept within its budget)."""
-        return self._checked(self.scorer.render_formatted(texts, add_special_tokens, max_tokens), param)
+        return self._checked(self.scorer.render_formatted(texts, add_special_tokens, max_tokens), param, offset)
+
+    def _render_ids(self, ids: Sequence[list[int]], offset: int, max_tokens: int | None) -> list[RenderedSequence]:
+        return self._checked(self.scorer.render_token_ids(ids, max_tokens, first_index=offset), "input", offset)
 
     @staticmethod
-    def _checked(sequences: list[RenderedSequence], param: str) -> list[RenderedSequence]:
+    def _checked(sequences: list[RenderedSequence], param: str, offset: int) -> list[RenderedSequence]:
         for i, sequence in enumerate(sequences):
             if not sequence.input_ids:
-                raise RequestFieldError(f"{param}[{i}]", "is empty (nothing to score)")
+                raise RequestFieldError(f"{param}[{offset + i}]", "is empty (nothing to score)")
         return sequences
 
-    def _render_queries(self, queries: Sequence[str], prompts: Sequence[str] | None) -> list[RenderedSequence]:
-        splits = [self.splitter.split(q, prompts[i] if prompts else None, f"query[{i}]") for i, q in enumerate(queries)]
+    def _render_queries(self, queries: Sequence[tuple[str, str | None]], offset: int) -> list[RenderedSequence]:
+        splits = [self.splitter.split(q, p, f"query[{offset + i}]") for i, (q, p) in enumerate(queries)]
         requests, replaced = criterion_requests(
             [s.turns for s in splits], [s.response for s in splits], self.get_reward_system
         )  # never system-only: the splitter requires a user turn
         self.counters["policy_system_turns_replaced"] += sum(replaced)
-        return self._render_requests(requests, "query")
+        return self._render_requests(requests, offset, "query")
 
-    def _render_items(
+    def _render_requests(
+        self, requests: Sequence[ScoreRequest], offset: int, param: str, modulo: int = 0
+    ) -> list[RenderedSequence]:
+        try:
+            return self.scorer.renderer.render_many(requests)
+        except PromptTooLongError as exc:
+            index = offset + exc.index
+            raise RequestFieldError(
+                f"{param}[{index % modulo if modulo else index}]", str(exc).split(": ", 1)[-1]
+            ) from exc
+
+    # ------------------------------------------------------------------------------ criteria (event loop)
+    def _criteria_requests(
         self, requests: Sequence[ScoreRequest], specs: Sequence[str]
-    ) -> tuple[list[str], list[RenderedSequence], list[bool]]:
+    ) -> tuple[list[str], list[ScoreRequest], list[bool]]:
         """Every item under every spec, spec-major; each spec's canonical label; which items had their system
         turn replaced by a criterion prompt (:mod:`themis_rm.conversation`'s rule)."""
         labels: list[str] = []
@@ -228,7 +279,7 @@ class RewardService:
             all_requests += under
             replaced = [a or b for a, b in zip(replaced, replaced_here, strict=True)]
         self.counters["policy_system_turns_replaced"] += sum(replaced)
-        return labels, self._render_requests(all_requests, "items", modulo=len(requests)), replaced
+        return labels, all_requests, replaced
 
     def _resolve(self, spec: str, param: str) -> tuple[str, str | None]:
         try:
@@ -239,12 +290,14 @@ class RewardService:
             return "none", None
         return self.scorer.prompts.selection_label(selection), self.scorer.prompts.eval_prompt(selection)
 
-    def _render_requests(self, requests: list[ScoreRequest], param: str, modulo: int = 0) -> list[RenderedSequence]:
-        try:
-            return self.scorer.renderer.render_many(requests)
-        except PromptTooLongError as exc:
-            index = exc.index % modulo if modulo else exc.index
-            raise RequestFieldError(f"{param}[{index}]", str(exc).split(": ", 1)[-1]) from exc
+
+def _first_chars(query_and_prompt: tuple[str, str | None]) -> int:
+    return len(query_and_prompt[0])
+
+
+def _request_chars(request: ScoreRequest) -> int:
+    """Characters of one item, for the render worker's chunking."""
+    return prompt_chars(request.prompt) + len(request.response) + len(request.system or "")
 
 
 def _token_count(sequence: RenderedSequence) -> int:

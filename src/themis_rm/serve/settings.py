@@ -142,6 +142,12 @@ class ServeSettings:
     max_items_per_request: int = setting(
         1024, "Most sequences one request may carry (items x criteria); beyond it: 413.", gt=0
     )
+    max_request_tokens: int = setting(
+        2**20,
+        "Most tokens one request may bring to the model, over all its sequences (each after its cut to "
+        "--max-length); beyond it: 413. Rendering stops at the chunk that passes it.",
+        gt=0,
+    )
     max_body_bytes: int = setting(16 * 2**20, "Largest request body accepted; beyond it: 413.", gt=0)
     request_timeout_s: float = setting(
         120.0, "Seconds a request may take from arrival to answer; beyond it: 503 with Retry-After.", gt=0
@@ -173,6 +179,11 @@ class ServeSettings:
             )
         if "assistant" not in self.assistant_marker:
             yield f"--assistant-marker must contain 'assistant', got {self.assistant_marker!r}"
+        if self.max_request_tokens < self.max_length:
+            yield (
+                f"--max-request-tokens ({self.max_request_tokens}) must be at least --max-length "
+                f"({self.max_length}), or one full-length sequence could never be scored"
+            )
         if self.max_items_per_request > self.max_queue_items:
             yield (
                 f"--max-items-per-request ({self.max_items_per_request}) must not exceed --max-queue-items "

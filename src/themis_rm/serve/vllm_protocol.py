@@ -23,14 +23,15 @@ from scipy.special import expit
 
 from themis_rm.conversation import text_content
 from themis_rm.errors import MissingExtraError
-from themis_rm.pairs import Message
-from themis_rm.serve.protocol import ChatTurn, Usage
+from themis_rm.pairs import Message, is_blank
+from themis_rm.serve.protocol import ChatTurn, Usage, not_blank
 
 if TYPE_CHECKING:
     from themis_rm.serve.service import Scored
 
 try:
     from pydantic import (
+        AfterValidator,
         AliasChoices,
         BaseModel,
         BeforeValidator,
@@ -77,7 +78,7 @@ def _as_inputs(value: Any) -> Any:
     return [value] if isinstance(value, str | dict) else value
 
 
-ScoreText = Annotated[StrictStr, BeforeValidator(_score_input)]
+ScoreText = Annotated[StrictStr, BeforeValidator(_score_input), AfterValidator(not_blank)]
 ScoreTexts = Annotated[list[ScoreText], BeforeValidator(_as_inputs)]
 
 
@@ -149,6 +150,8 @@ class ChatForm(BaseModel):
                 )
         if self.messages[-1].role != "assistant":
             raise ValueError("messages must end with the assistant turn to score")
+        if is_blank(self.messages[-1].content):
+            raise ValueError("the assistant turn to score is empty: nothing to score (themis score refuses it too)")
 
     def conversation(self) -> tuple[list[Message], str]:
         """(prompt turns, response) of ``messages``."""

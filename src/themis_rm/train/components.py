@@ -10,7 +10,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import torch
@@ -18,6 +18,7 @@ import torch
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
 from themis_rm.packs import resolve_pack
+from themis_rm.readers import InvalidRow
 from themis_rm.render import ChatRenderer
 from themis_rm.scoring.models import load_tokenizer, resolve_attention
 from themis_rm.scoring.scorer import capped_max_length
@@ -182,6 +183,7 @@ class RunData:
     train_collator: PairCollator
     eval_collator: PairCollator
     counters: Counter
+    skipped: list[InvalidRow] = field(default_factory=list)  # train's, then eval's (--skip-invalid)
 
 
 def build_data(config: TrainConfig, tokenizer, packed: bool, max_length: int) -> RunData:
@@ -195,6 +197,7 @@ def build_data(config: TrainConfig, tokenizer, packed: bool, max_length: int) ->
     if not loaded.rows:
         raise ThemisInputError(f"--data {config.data}: no valid training pairs ({len(loaded.skipped)} skipped)")
     evaluation = []
+    skipped = list(loaded.skipped)
     counters = Counter(dropped_invalid_rows=len(loaded.skipped))
     if config.eval_data:
         eval_loaded = load_training_pairs(
@@ -202,13 +205,14 @@ def build_data(config: TrainConfig, tokenizer, packed: bool, max_length: int) ->
         )
         evaluation = eval_loaded.rows
         counters["dropped_invalid_eval_rows"] = len(eval_loaded.skipped)
+        skipped += eval_loaded.skipped
     needs_pack = any(p.system is None for p in (*loaded.rows, *evaluation)) or config.criteria_file is not None
     prompts = SystemPrompts(pack() if needs_pack else None, config.seed, config.prompt_mix)
     renderer = ChatRenderer(tokenizer, max_length, config.batch.prompt_overflow)
     pad_id = tokenizer.pad_token_id
     train_collator = PairCollator(renderer, prompts, pad_id, overflow=config.batch.overflow, packed=packed)
     eval_collator = PairCollator(renderer, prompts, pad_id, packed=packed, evaluation=True)
-    return RunData(loaded.rows, evaluation, prompts, train_collator, eval_collator, counters)
+    return RunData(loaded.rows, evaluation, prompts, train_collator, eval_collator, counters, skipped)
 
 
 DROP_CHECK_SAMPLE = 512

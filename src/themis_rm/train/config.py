@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from themis_rm.config import config_leaves, config_to_dict, load_config, setting, validate_config
+from themis_rm.pairs import SKIP_INVALID_HELP
 from themis_rm.render import PROMPT_OVERFLOW_POLICIES
 from themis_rm.scoring.config import CRITERIA_FILE_HELP, PROMPT_PACK_HELP
 
@@ -209,7 +210,7 @@ class TrainConfig:
     prompt_mix: tuple[float, ...] | None = setting(
         None, "Training prompt mix none,single,full (e.g. 0.15,0.60,0.25); default: the pack's."
     )
-    skip_invalid: bool = setting(False, "Count and skip malformed rows instead of failing on the first.")
+    skip_invalid: bool = setting(False, SKIP_INVALID_HELP)
     seed: int = setting(0, "Seed of weights' init, data order and criteria prompt sampling.")
     resume: str | None = setting(None, "'auto' (latest checkpoint in --output, if any) or a checkpoint directory.")
     loss: LossConfig = field(default_factory=LossConfig)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from themis_rm.errors import ThemisInputError
+from themis_rm.pairs import skipped_rows
 from themis_rm.provenance import file_sha256, package_version
 from themis_rm.train.checkpoint import (
     CHECKPOINTS_DIR,
@@ -129,6 +130,7 @@ def start_run(config: TrainConfig, sinks: Sequence[MetricSink] | None = None) ->
         logger.info("resumed from %s at step %d", checkpoint, state.global_step)
     info = _run_info(config, accelerator, total_steps, packed, model, len(data.train))
     info["drop_check"] = drop_check
+    info["skipped_rows"] = skipped_rows(data.skipped)
     info["fingerprint"] = fingerprint
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
