@@ -285,6 +285,10 @@ JUDGE_SCRIPTS = {
     "flaky": lambda attempt: (500, None) if attempt == 1 else (200, "\\boxed{5}"),
     "down": lambda attempt: (500, None),
     "bad_request": lambda attempt: (400, None),
+    "no_choices": lambda attempt: (
+        b'{"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": []}'
+    ),
+    "outage": lambda attempt: (503, None) if attempt <= 2 else (200, "\\boxed{6}"),  # down, then back
 }
 
 

@@ -9,14 +9,16 @@ import pytest
 from themis_rm.bench.metrics import read_scores_parquet
 from themis_rm.bench.run import BenchConfig, run_bench
 from themis_rm.errors import ThemisInputError
+from themis_rm.scoring.judge import JudgeUnreachableError
+
+PAIRS = [
+    ("win", "SCRIPT:boxed85", "SCRIPT:boxed7"),  # 8.5 > 7: correct
+    ("lose", "SCRIPT:boxed7", "SCRIPT:boxed85"),  # wrong
+    ("unparsable", "SCRIPT:boxed7", "SCRIPT:garbage"),  # NaN: counted wrong, never dropped
+]
 
 
-def _pairs_file(tmp_path):
-    rows = [
-        ("win", "SCRIPT:boxed85", "SCRIPT:boxed7"),  # 8.5 > 7: correct
-        ("lose", "SCRIPT:boxed7", "SCRIPT:boxed85"),  # wrong
-        ("unparsable", "SCRIPT:boxed7", "SCRIPT:garbage"),  # NaN: counted wrong, never dropped
-    ]
+def _pairs_file(tmp_path, rows=PAIRS):
     path = tmp_path / "pairs.jsonl"
     path.write_text(
         "".join(
@@ -176,3 +178,26 @@ def test_judge_pair_without_aspect_in_aspect_mode_is_refused(judge_server, tmp_p
     config = _judge_config(tmp_path, base_url, open_layout_path, data=str(path))
     with pytest.raises(ThemisInputError, match=rf"{path}:1: field 'aspect' is missing \(id 'bare'\)"):
         run_bench(config)
+
+
+def test_an_unreachable_judge_fails_the_run_and_the_same_command_resumes_it(judge_server, tmp_path, open_layout_path):
+    """It used to finish with "accuracy 0.00%, NaN 3" and exit 0; an answer without choices stays a counted NaN."""
+    _, base_url = judge_server
+    rows = [
+        ("empty", "SCRIPT:boxed7", "SCRIPT:no_choices"),  # longest: judged first (length-sorted chunks)
+        ("win", "SCRIPT:boxed85", "SCRIPT:boxed7"),
+        ("outage", "SCRIPT:outage", "SCRIPT:boxed7"),  # 503 for two attempts, then answers
+    ]
+    (tmp_path / "outage").mkdir()
+    data = str(_pairs_file(tmp_path / "outage", rows))
+    config = _judge_config(tmp_path, base_url, open_layout_path, data=data, judge_retries=1, judge_backoff_s=0)
+    with pytest.raises(JudgeUnreachableError, match=r"1 of 2 judge requests to .* got no answer after 1 retries"):
+        run_bench(config)
+    assert len((config.output / "scores.partial.jsonl").read_text().splitlines()) == 2  # the chunks before it
+    resumed = run_bench(config)
+    assert resumed.run["resumed_pairs"] == 2 and resumed.run["n_nan"] == 1
+    assert resumed.run["work"]["unreachable"] == 0
+    errors = {(r["id"], r["side"]): r["error"] for r in _raw_lines(config.output)}
+    assert "EmptyChoices" in errors[("empty", "rejected")] and errors[("outage", "chosen")] is None
+    scores = read_scores_parquet(config.output / "scores.parquet")
+    assert scores.loc["outage", "chosen_score"] == 6.0

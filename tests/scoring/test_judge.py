@@ -89,6 +89,16 @@ def test_server_errors_are_retried_then_counted(judge_server):
     assert "InternalServerError" in out.errors[1] and "BadRequestError" in out.errors[2]
 
 
+def test_an_answer_without_choices_is_counted_and_a_request_without_answer_is_unreachable(judge_server):
+    """An empty ``choices`` list used to raise IndexError and kill the whole batch."""
+    _, base_url = judge_server
+    out = _judge(base_url, retries=0).score_requests(_requests("no_choices", "down", "boxed7"))
+    assert np.isnan(out.rewards[:2]).all() and out.rewards[2] == 7.0
+    assert (out.request_failures, out.unreachable, out.parse_failures) == (2, 1, 0)
+    assert "EmptyChoices" in out.errors[0] and out.first_unreachable == out.errors[1]
+    assert out.counters["unreachable"] == 1
+
+
 def test_raw_outputs_saved_and_reparsed(judge_server, tmp_path):
     _, base_url = judge_server
     out = _judge(base_url).score_requests(_requests("json3", "boxed7", "down"))

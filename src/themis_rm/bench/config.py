@@ -69,6 +69,14 @@ class BenchConfig(ModelConfig):
         "--adapter judge: valid scores 'LOW,HIGH' inclusive (e.g. '0,10' for a 0-10 judge), or 'none'; a score "
         "outside is NaN and counted.",
     )
+    judge_retries: int = setting(
+        3,
+        "--adapter judge: retries of a request that got no answer (connection, timeout, 429, 5xx); still none "
+        "after them fails the run, which the same command resumes.",
+        ge=0,
+    )
+    judge_backoff_s: float = setting(1.0, "--adapter judge: wait before retry k is this times 2**k.", ge=0)
+    judge_timeout_s: float = setting(300.0, "--adapter judge: per-request timeout in seconds.", gt=0)
 
     def problems(self) -> Iterator[str]:
         """Checks that need another module: perturbation kinds and the judge's score range."""

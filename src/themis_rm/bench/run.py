@@ -280,6 +280,9 @@ def _pair_scorer(config: BenchConfig, pack: PromptPack | None):
         "seed": config.judge_seed,
         "max_tokens": config.judge_max_tokens,
         "score_range": parse_score_range(config.judge_score_range),
+        "retries": config.judge_retries,
+        "backoff_s": config.judge_backoff_s,
+        "timeout_s": config.judge_timeout_s,
     }
     if config.judge_template:
         options["template"] = Path(config.judge_template).read_text(encoding="utf-8")

@@ -1,9 +1,12 @@
 """Generative judges through any OpenAI-compatible endpoint (vLLM, SGLang, TGI, OpenAI): prompt -> text -> score.
 
-A judge writes text and a parser turns it into a score. The reference's judge scripts each carried their own parser;
-two of them turned a failed parse into a real 0.0 (cerm, lmunit), and one discarded the raw text and let scores such
-as 562,754,405 through (r3). Here a failed parse is NaN and counted, an out-of-range score likewise, and the raw text
-is kept (:meth:`JudgeOutput.save_raw`) so a parser can be re-run with :func:`reparse_raw` without the model.
+A judge writes text and a parser turns it into a score. The reference's judge scripts each carried their own
+parser; two of them turned a failed parse into a real 0.0 (cerm, lmunit), and one discarded the raw text and let
+scores such as 562,754,405 through (r3). Here a failed parse is NaN and counted (the judge's fault, and part of
+its accuracy), an out-of-range score likewise, and the raw text is kept (:meth:`JudgeOutput.save_raw`) so a parser
+can be re-run with :func:`reparse_raw` without the model. A request that got no answer at all (connection refused,
+timeout, auth, 5xx after the retries) is counted as ``unreachable``, which the bench turns into a failed,
+resumable run (:class:`JudgeUnreachableError`) rather than "accuracy 0.00%".
 
     judge = GenerativeJudge(JudgeConfig(model="Qwen/Qwen3-8B", base_url="http://127.0.0.1:8000/v1"))
     out = judge.score_requests([ScoreRequest("Write f.", "def f(): pass")], criteria_text="Functional correctness")
@@ -19,13 +22,13 @@ import os
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from themis_rm.errors import ThemisInputError
-from themis_rm.llm_client import ChatCall, ChatClient, Endpoint, Sampling, endpoint_problems
+from themis_rm.errors import ThemisError, ThemisInputError
+from themis_rm.llm_client import ChatCall, ChatClient, Endpoint, LLMTransportError, Sampling, endpoint_problems
 from themis_rm.pairs import Prompt, ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ DEFAULT_TEMPLATE = (
     "to 10 (meets it fully) as \\boxed{{N}}."
 )
 TEMPLATE_FIELDS = ("prompt", "response", "criterion")
+
+
+class JudgeUnreachableError(ThemisError):
+    """Judge requests got no answer after their retries: the endpoint is down, refuses the key or keeps failing."""
+
 
 # ------------------------------------------------------------------------------------------------- parsers
 _SIGNED = r"[-+]?\d+(?:\.\d+)?"
@@ -162,6 +170,10 @@ class JudgeOutput:
     request_failures: int = 0
     retries: int = 0
     errors: list[str | None] = field(default_factory=list)
+    unreachable: int = 0
+    """Of the request failures, those with no usable HTTP answer (the rest: a 200 without an answer in it)."""
+    first_unreachable: str | None = None
+    """The first of those errors, for the message that stops a run."""
 
     @property
     def counters(self) -> dict[str, int]:
@@ -170,6 +182,7 @@ class JudgeOutput:
             "parse_failures": self.parse_failures,
             "out_of_range": self.out_of_range,
             "request_failures": self.request_failures,
+            "unreachable": self.unreachable,
             "retries": self.retries,
         }
 
@@ -234,7 +247,7 @@ class GenerativeJudge:
 
     The client owns the transport (key, timeout, retries with backoff on 429/5xx/no answer, ``concurrency`` in
     flight); the judge owns the prompt and the parse. A request that got no answer scores NaN and is counted as a
-    request failure; its raw text is ``""``.
+    request failure (and as ``unreachable`` when no usable HTTP answer came back); its raw text is ``""``.
 
     Raises:
         MissingExtraError: ``openai`` is not installed (``themis-rm[judge]``).
@@ -279,6 +292,9 @@ class GenerativeJudge:
             config.score_range,
             retries=sum(result.retries for result in done),
         )
+        unreachable = [r.error_text for r in done if isinstance(r.error, LLMTransportError)]
+        if unreachable:
+            out = replace(out, unreachable=len(unreachable), first_unreachable=unreachable[0])
         logger.info("judged %d responses with %s: %s", len(requests), config.model, out.counters)
         return out
 

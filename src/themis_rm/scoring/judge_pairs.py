@@ -27,7 +27,13 @@ import numpy as np
 from themis_rm.criteria import PromptPack
 from themis_rm.pairs import PreferencePair, ScoreRequest
 from themis_rm.provenance import package_versions
-from themis_rm.scoring.judge import DEFAULT_CRITERION, GenerativeJudge, JudgeConfig, JudgeOutput
+from themis_rm.scoring.judge import (
+    DEFAULT_CRITERION,
+    GenerativeJudge,
+    JudgeConfig,
+    JudgeOutput,
+    JudgeUnreachableError,
+)
 from themis_rm.scoring.scorer import ASPECT, PairScores, require_aspects
 
 logger = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ class JudgePairScorer:
             "parse_failures": 0,
             "out_of_range": 0,
             "request_failures": 0,
+            "unreachable": 0,
             "retries": 0,
             "raw_dropped_on_resume": 0,
         }
@@ -74,6 +81,12 @@ class JudgePairScorer:
         requests = [ScoreRequest(p.prompt, p.chosen, t) for p, t in zip(pairs, texts, strict=True)]
         requests += [ScoreRequest(p.prompt, p.rejected, t) for p, t in zip(pairs, texts, strict=True)]
         out = self.judge.score_requests(requests)
+        if out.unreachable:  # before anything is recorded: the chunk is judged again on resume
+            raise JudgeUnreachableError(
+                f"{out.unreachable} of {len(requests)} judge requests to {self.config.base_url} got no answer after "
+                f"{self.config.retries} retries (first: {out.first_unreachable}). Nothing of this chunk was "
+                "recorded; fix the endpoint and run the same command again to resume."
+            )
         for name, value in out.counters.items():
             self.counters[name] += value
         self._append_raw(pairs, out, variant)
