@@ -46,6 +46,11 @@ class BenchConfig(ModelConfig):
     )
     limit: int | None = setting(None, "Score only the first N selected pairs.", ge=1)
     skip_invalid: bool = setting(False, SKIP_INVALID_HELP)
+    steerability: bool = setting(
+        False,
+        "Also score every pair under each criterion prompt, Full and none: the aspect x prompt accuracy matrix and "
+        "each criterion's diagonal advantage (diagnostics.json; needs a prompt pack).",
+    )
     subsets: tuple[str, ...] = setting((), "Keep only these subsets (repeatable or comma list).", flags=("--subset",))
     languages: tuple[str, ...] = setting((), "Keep only these languages.", flags=("--language",))
     aspects: tuple[str, ...] = setting((), "Keep only these aspects.", flags=("--aspect",))
@@ -58,7 +63,7 @@ class BenchConfig(ModelConfig):
         "Judge-hacking perturbations to score too (comma list or 'all'): self_praise, fake_tests, "
         "rename_identifiers, whitespace, docstring_inflation, swap_comments.",
     )
-    seed: int = setting(0, "Seed of the perturbations.")
+    seed: int = setting(0, "Seed of the perturbations, the random null baseline and the bootstrap.")
     judge_temperature: float = setting(0.0, "--adapter judge: sampling temperature; 0 for reproducible scores.", ge=0)
     judge_seed: int | None = setting(0, "--adapter judge: the request's seed (vLLM honours it per request).")
     judge_max_tokens: int = setting(

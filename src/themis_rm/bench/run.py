@@ -8,6 +8,8 @@ Outputs in ``--output``:
   those, pairs whose prompt end was cut), identical pairs (``n_identical_pairs``, ``identical_pair_ids``: the two
   sides reached the model as the same tokens; ``--identical drop``, the default, leaves them out of the results),
   engine paths used, versions, wall time, pairs/s;
+* ``diagnostics.json``: null baselines, calibration, ROC-AUC, length bias and accuracy by edit size
+  (:mod:`themis_rm.bench.diagnostics`); a null baseline that beats the model or passes 65% is also logged;
 * ``scores.partial.jsonl``: one line per scored pair, appended and fsynced chunk by chunk. A killed run restarted
   with the same arguments reuses these lines (no pair lost, none counted twice); ``checkpoint.json`` holds the
   fingerprint of the settings — with the dtype and device the model actually loaded in, not ``auto`` — so a
@@ -26,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from themis_rm.atomic import write_text_atomic
-from themis_rm.bench.checkpoint import PARTIAL_FILE, resume_scores, run_fingerprint
+from themis_rm.bench.checkpoint import PARTIAL_FILE, Fingerprint, resume_scores, run_fingerprint
 from themis_rm.bench.config import BenchConfig
+from themis_rm.bench.diagnostics import DIAGNOSTICS_FILE, pair_diagnostics
 from themis_rm.bench.metrics import (
     compile_results,
     nan_count,
@@ -37,6 +40,7 @@ from themis_rm.bench.metrics import (
 )
 from themis_rm.bench.perturb import parse_kinds
 from themis_rm.bench.robustness import pairs_frame, run_robustness
+from themis_rm.bench.steerability import run_steerability
 from themis_rm.config import validate_config
 from themis_rm.criteria import PromptPack
 from themis_rm.errors import ThemisInputError
@@ -115,7 +119,8 @@ def run_bench(
     validate_config(config)
     started = time.perf_counter()
     wants_pack = config.criterion.strip().lower() != "none"
-    pack = resolve_pack(config.prompt_pack, config.criteria_file) if wants_pack else None
+    needs_pack = wants_pack or config.steerability  # steerability scores every criterion prompt
+    pack = resolve_pack(config.prompt_pack, config.criteria_file) if needs_pack else None
     by_aspect = config.criterion == ASPECT
     loaded = load_pairs(
         config.data,
@@ -140,7 +145,7 @@ def run_bench(
     check_unique_ids(pairs, config.data)
     config.output.mkdir(parents=True, exist_ok=True)
     scorer = _pair_scorer(config, pack)  # before the fingerprint: it records the dtype and device "auto" became
-    fingerprint = run_fingerprint(config, pack, pairs, scorer)
+    fingerprint = run_fingerprint(config, pack if wants_pack else None, pairs, scorer)
     done = resume_scores(config.output, fingerprint)
     if config.adapter == "judge":
         scorer.keep_raw(set(done))
@@ -154,7 +159,8 @@ def run_bench(
         raise BenchInterrupted(config.output, len(done), len(pairs)) from exc
     scoring_s = time.perf_counter() - scoring_started
     resumed = len(pairs) - len(pending)
-    return _finish(config, scorer, pairs, loaded.skipped, done, fingerprint, resumed, scoring_s, started)
+    outcome = _Outcome(loaded.skipped, done, fingerprint, resumed, scoring_s, started)
+    return _finish(config, scorer, pack, pairs, outcome)
 
 
 def _score_pending(config, scorer, pending: list[PreferencePair], done: dict[str, dict], progress) -> None:
@@ -189,7 +195,20 @@ def _score_pending(config, scorer, pending: list[PreferencePair], done: dict[str
                 progress(len(chunk))
 
 
-def _finish(config, scorer, pairs, skipped, done, fingerprint, resumed, scoring_s, started) -> BenchResult:
+@dataclass(frozen=True)
+class _Outcome:
+    """What the scoring loop leaves for :func:`_finish`: skipped rows, every pair's record, and timings."""
+
+    skipped: list
+    done: dict[str, dict]
+    fingerprint: Fingerprint
+    resumed: int
+    scoring_s: float
+    started: float
+
+
+def _finish(config, scorer, pack, pairs, outcome: _Outcome) -> BenchResult:
+    done, resumed, scoring_s, started = outcome.done, outcome.resumed, outcome.scoring_s, outcome.started
     scored = [done[p.id] for p in pairs]  # every selected pair; the results may drop the identical ones
     identical = [r["id"] for r in scored if r.get("identical", False)]
     if identical and config.identical == "drop":
@@ -211,6 +230,11 @@ def _finish(config, scorer, pairs, skipped, done, fingerprint, resumed, scoring_
         )
     write_scores_parquet(frame, config.output / "scores.parquet")
     write_results_json(results, config.output / "results.json")
+    diagnostics = pair_diagnostics(pairs, frame, ties=config.ties, seed=config.seed)
+    if config.steerability:
+        diagnostics["steerability"] = run_steerability(scorer, pairs, pack, config.ties)
+    write_text_atomic(config.output / DIAGNOSTICS_FILE, json.dumps(diagnostics, indent=1) + "\n")
+    _warn_flags(diagnostics["baselines"]["flags"])
     scored_now = len(scored) - resumed
     run = {
         **scorer.settings(config.criterion),
@@ -228,24 +252,47 @@ def _finish(config, scorer, pairs, skipped, done, fingerprint, resumed, scoring_
         "n_truncated_pairs": sum(r["truncated"] for r in scored),
         "n_prompt_truncated_pairs": sum(r.get("prompt_truncated", False) for r in scored),
         "resumed_pairs": resumed,
-        "n_skipped_rows": len(skipped),
-        "skipped_rows": skipped_rows(skipped),
+        "n_skipped_rows": len(outcome.skipped),
+        "skipped_rows": skipped_rows(outcome.skipped),
         "filters": {
             "subsets": list(config.subsets),
             "languages": list(config.languages),
             "aspects": list(config.aspects),
             "limit": config.limit,
         },
-        "fingerprint": fingerprint.sha256,
+        "fingerprint": outcome.fingerprint.sha256,
         "scoring_s": round(scoring_s, 3),
         "wall_s": round(time.perf_counter() - started, 3),
         "pairs_per_s": round(scored_now / scoring_s, 3) if scored_now and scoring_s > 0 else None,
         "work": scorer.work_counters(),
         "robustness": robustness,
+        "diagnostics": {
+            "file": DIAGNOSTICS_FILE,
+            "accuracy_ci95": diagnostics["accuracy_ci95"],
+            "ece": diagnostics["calibration"]["ece"],
+            "roc_auc": diagnostics["roc_auc"],
+            "baseline_flags": len(diagnostics["baselines"]["flags"]),
+            "mean_diagonal_advantage": diagnostics.get("steerability", {}).get("mean_diagonal_advantage"),
+        },
     }
     write_text_atomic(config.output / "run.json", json.dumps(run, indent=1) + "\n")
     logger.info("bench: %d pairs, accuracy %.4f", len(pairs), results["overall"]["accuracy"])
     return BenchResult(config.output, results, run)
+
+
+def _warn_flags(flags: list[dict]) -> None:
+    """Say where a rule that never reads the code does as well as the model (the subset may reward length)."""
+    for flag in flags:
+        where = " / ".join(x for x in (flag["aspect"], flag["language"]) if x) or "all pairs"
+        logger.warning(
+            "null baseline '%s' scores %.1f%% on %s (%d pairs; the model %.1f%%): %s",
+            flag["baseline"],
+            100 * flag["baseline_accuracy"],
+            where,
+            flag["count"],
+            100 * (flag["model_accuracy"] or 0.0),
+            " and ".join(flag["reasons"]),
+        )
 
 
 def _drop_identical(pairs: list[PreferencePair], identical: set[str], source: str) -> list[PreferencePair]:

@@ -33,12 +33,28 @@ def _bench(config: BenchConfig) -> None:
         f"({'dropped' if run['identical'] == 'drop' else 'kept'}), "
         f"resumed {run['resumed_pairs']}); {run['pairs_per_s'] or 0:.1f} pairs/s -> {result.output}"
     )
+    console.print(_diagnostics_line(run["diagnostics"], result.output), highlight=False)
     wide_console().print(_accuracy_table(result.results))
     if run.get("robustness"):
         wide_console().print(_robustness_table(result.results, run["robustness"]))
 
 
 bench_app.callback(invoke_without_command=True)(config_command(BenchConfig, _bench, on_error=fail, group=True))
+
+
+def _diagnostics_line(d: dict, output: Path) -> str:
+    """ROC-AUC, ECE, the accuracy CI, null-baseline flags and steerability, in one line."""
+    low, high = d["accuracy_ci95"]
+    parts = [
+        f"ROC-AUC {d['roc_auc']:.3f}" if d["roc_auc"] is not None else "ROC-AUC —",
+        f"ECE {d['ece']:.3f}" if d["ece"] is not None else "ECE —",
+        f"95% CI [{low:.1%}, {high:.1%}]" if low is not None else "",
+    ]
+    flags = d["baseline_flags"]
+    parts.append(f"[yellow]{flags} null-baseline flags[/yellow]" if flags else "no null-baseline flags")
+    if d.get("mean_diagonal_advantage") is not None:
+        parts.append(f"steerability {100 * d['mean_diagonal_advantage']:+.1f} points")
+    return "diagnostics: " + ", ".join(p for p in parts if p) + f" ({output / d['file']})"
 
 
 def _accuracy_table(results: dict) -> Table:

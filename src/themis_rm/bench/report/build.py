@@ -9,6 +9,7 @@ from pathlib import Path
 
 from themis_rm.atomic import write_text_atomic
 from themis_rm.bench.metrics import bootstrap_accuracy_ci
+from themis_rm.bench.report.diagnostics import diagnostics_plots
 from themis_rm.bench.report.load import disambiguate_labels, load_references, load_run, run_slugs
 from themis_rm.bench.report.plots import plot_comparison, plot_run
 from themis_rm.bench.report.render import (
@@ -45,7 +46,8 @@ def build_report(
     """Write ``report.md``, ``report.html`` and the PNG plots for ``run_dirs`` into ``output``.
 
     Each run gets an aspect × language accuracy heatmap, score-difference histograms per aspect, per-subset
-    accuracy bars and, when it was run with ``--perturb``, a robustness table and plot; all rows share a comparison
+    accuracy bars, when it was run with ``--perturb`` a robustness table and plot, and when it has a
+    ``diagnostics.json`` (every ``themis bench`` run) its diagnostics tables and plots; all rows share a comparison
     table (by aspect), a per-language table and an overall-accuracy chart with 95% CI error bars. Rows over very
     different numbers of pairs get a warning above the tables.
     With ``reference_dir``, each subdirectory holding ``results.json`` and ``scores.parquet`` is added as a
@@ -71,7 +73,10 @@ def build_report(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     comparison = plot_comparison(runs, output / "comparison.png")
-    run_plots = [(run, plot_run(run, output, slug, n_bootstrap, seed)) for run, slug in run_slugs(runs)]
+    run_plots = [
+        (run, plot_run(run, output, slug, n_bootstrap, seed) + diagnostics_plots(run, output, slug))
+        for run, slug in run_slugs(runs)
+    ]
     logger.info("wrote %d plots to %s", 1 + sum(len(plots) for _, plots in run_plots), output)
 
     warnings = [warning] if (warning := size_warning(runs)) else []

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from themis_rm.bench.diagnostics import DIAGNOSTICS_FILE
 from themis_rm.bench.metrics import TIE_POLICIES, pair_credit, read_scores_parquet
 from themis_rm.errors import ThemisInputError
 
@@ -33,6 +34,7 @@ class Run:
     overall_ci: tuple[float, float] = (math.nan, math.nan)
     aspect_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     language_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # diagnostics.json of a bench run; {} without one
 
     @property
     def robustness(self) -> dict[str, dict[str, Any]]:
@@ -62,7 +64,9 @@ def load_run(directory: Path, *, reference: bool) -> Run:
     scores = read_scores_parquet(directory / "scores.parquet")
     label = str(settings.get("model") or directory.name)
     credit = pair_credit(scores, _tie_policy(settings, directory))
-    return Run(label, directory.resolve(), reference, results, scores, settings, credit)
+    diagnostics_path = directory / DIAGNOSTICS_FILE
+    diagnostics = _read_json_object(diagnostics_path) if diagnostics_path.is_file() else {}
+    return Run(label, directory.resolve(), reference, results, scores, settings, credit, diagnostics=diagnostics)
 
 
 def load_references(reference_dir: Path, skip: set[Path]) -> list[Run]:

@@ -28,13 +28,13 @@ class Plot:
     caption: str
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)  # the Agg canvas, explicitly: no pyplot, no global backend state
     return figure
 
 
-def _save(figure: Figure, path: Path, caption: str) -> Plot:
+def save_figure(figure: Figure, path: Path, caption: str) -> Plot:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=_DPI)
     return Plot(path, caption)
@@ -58,7 +58,7 @@ def plot_comparison(runs: list[Run], path: Path) -> Plot:
     accuracy = np.array([run.results["overall"].get("accuracy") or math.nan for run in runs]) * 100
     low = np.array([run.overall_ci[0] for run in runs]) * 100
     high = np.array([run.overall_ci[1] for run in runs]) * 100
-    figure = _new_figure(9, max(2.0, 1.2 + 0.45 * len(runs)))
+    figure = new_figure(9, max(2.0, 1.2 + 0.45 * len(runs)))
     ax = figure.add_subplot()
     y = np.arange(len(runs))[::-1]
     colors = ["#9aa5b1" if run.reference else "#2f6fb0" for run in runs]
@@ -71,14 +71,14 @@ def plot_comparison(runs: list[Run], path: Path) -> Plot:
     ax.set_xlim(0, 100)
     ax.set_xlabel("overall accuracy % (bars: 95% bootstrap CI; dotted: chance)")
     ax.spines[["top", "right"]].set_visible(False)
-    return _save(figure, path, "Overall accuracy with 95% bootstrap confidence intervals")
+    return save_figure(figure, path, "Overall accuracy with 95% bootstrap confidence intervals")
 
 
 def _plot_heatmap(run: Run, path: Path) -> Plot:
     grouped = run.credit.groupby([run.scores["aspect"], run.scores["language"]]).agg(["mean", "count"])
     accuracy = grouped["mean"].unstack().sort_index().sort_index(axis=1)
     counts = grouped["count"].unstack().reindex_like(accuracy).fillna(0).astype(int)
-    figure = _new_figure(max(6.0, 1.6 + 1.05 * accuracy.shape[1]), max(2.6, 1.0 + 0.62 * accuracy.shape[0]))
+    figure = new_figure(max(6.0, 1.6 + 1.05 * accuracy.shape[1]), max(2.6, 1.0 + 0.62 * accuracy.shape[0]))
     ax = figure.add_subplot()
     cmap = colormaps["RdYlGn"].with_extremes(bad="#e6e6e6")
     percent = 100 * accuracy.to_numpy(dtype=float)
@@ -94,7 +94,7 @@ def _plot_heatmap(run: Run, path: Path) -> Plot:
     ax.set_yticks(range(accuracy.shape[0]), accuracy.index)
     ax.set_title(f"{run.name}: accuracy % by aspect × language", loc="left", fontsize=11)
     figure.colorbar(image, ax=ax, fraction=0.03, label="accuracy %")
-    return _save(figure, path, "Accuracy (%) by aspect and language; n = pairs per cell, grey = no pairs")
+    return save_figure(figure, path, "Accuracy (%) by aspect and language; n = pairs per cell, grey = no pairs")
 
 
 def _plot_score_diff(run: Run, path: Path) -> Plot:
@@ -104,7 +104,7 @@ def _plot_score_diff(run: Run, path: Path) -> Plot:
     bins = _bins_split_at_zero(min(low, -1e-9), max(high, 1e-9))
     aspects = sorted(run.scores["aspect"].dropna().unique())
     ncols = min(3, max(len(aspects), 1))
-    figure = _new_figure(max(7.0, 4.2 * ncols), 2.7 * max(math.ceil(len(aspects) / ncols), 1))
+    figure = new_figure(max(7.0, 4.2 * ncols), 2.7 * max(math.ceil(len(aspects) / ncols), 1))
     axes = figure.subplots(max(math.ceil(len(aspects) / ncols), 1), ncols, squeeze=False, sharex=True)
     for ax, aspect in zip(axes.flat, aspects, strict=False):
         values = run.scores.loc[run.scores["aspect"] == aspect, "score_diff"].to_numpy(dtype=float)
@@ -120,7 +120,7 @@ def _plot_score_diff(run: Run, path: Path) -> Plot:
         ax.set_visible(False)
     figure.suptitle(f"{run.name}: chosen − rejected score", x=0.01, ha="left", fontsize=11)
     figure.supxlabel("score difference (clipped to the 0.5–99.5 percentile range; NaN pairs left out)", fontsize=9)
-    return _save(figure, path, "Score difference (chosen − rejected) per aspect; green: chosen scored higher")
+    return save_figure(figure, path, "Score difference (chosen − rejected) per aspect; green: chosen scored higher")
 
 
 def _bins_split_at_zero(low: float, high: float, n_bins: int = 40) -> np.ndarray:
@@ -136,7 +136,7 @@ def _plot_subsets(run: Run, path: Path, n_bootstrap: int, seed: int) -> Plot:
     counts = grouped.size().to_numpy()
     ci = np.array([bootstrap_accuracy_ci(group.to_numpy(), n_bootstrap, seed) for _, group in grouped])
     order = np.argsort(accuracy)
-    figure = _new_figure(9, max(2.0, 1.0 + 0.32 * len(subsets)))
+    figure = new_figure(9, max(2.0, 1.0 + 0.32 * len(subsets)))
     ax = figure.add_subplot()
     y = np.arange(len(subsets))
     errors = np.vstack([accuracy[order] - 100 * ci[order, 0], 100 * ci[order, 1] - accuracy[order]])
@@ -152,7 +152,7 @@ def _plot_subsets(run: Run, path: Path, n_bootstrap: int, seed: int) -> Plot:
     ax.legend(loc="lower right", fontsize=8, frameon=False)
     ax.set_title(f"{run.name}: accuracy by subset", loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
-    return _save(figure, path, "Accuracy per subset, highest at the top, with 95% bootstrap CIs")
+    return save_figure(figure, path, "Accuracy per subset, highest at the top, with 95% bootstrap CIs")
 
 
 SIDE_COLORS = {"chosen": "#2e9d5b", "rejected": "#c4432b", "both": "#2f6fb0"}
@@ -163,7 +163,7 @@ def _plot_robustness(run: Run, path: Path) -> Plot:
     kinds = sorted(run.robustness, key=lambda kind: run.robustness[kind].get("drop") or 0.0)
     accuracy = np.array([run.robustness[k].get("accuracy") or math.nan for k in kinds]) * 100
     clean = 100 * (run.results["overall"].get("accuracy") or math.nan)
-    figure = _new_figure(9, max(2.0, 1.2 + 0.4 * len(kinds)))
+    figure = new_figure(9, max(2.0, 1.2 + 0.4 * len(kinds)))
     ax = figure.add_subplot()
     y = np.arange(len(kinds))[::-1]
     colors = [SIDE_COLORS.get(str(run.robustness[k].get("side")), "#9aa5b1") for k in kinds]
@@ -179,4 +179,6 @@ def _plot_robustness(run: Run, path: Path) -> Plot:
     ax.set_xlabel("accuracy % under the perturbation (in brackets: change from clean, points)")
     ax.set_title(f"{run.name}: robustness to judge-hacking perturbations", loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
-    return _save(figure, path, "Accuracy under each perturbation, largest drop at the bottom; dashed: clean accuracy")
+    return save_figure(
+        figure, path, "Accuracy under each perturbation, largest drop at the bottom; dashed: clean accuracy"
+    )

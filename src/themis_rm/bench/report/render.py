@@ -9,26 +9,10 @@ import math
 from dataclasses import dataclass, field
 
 from themis_rm.bench.metrics import nan_count, tie_count
+from themis_rm.bench.report.diagnostics import diagnostics_tables
 from themis_rm.bench.report.load import MISSING, Run
 from themis_rm.bench.report.plots import Plot
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell; ``note`` (a CI) follows the text in Markdown and sits on its own line in HTML."""
-
-    text: str
-    note: str = ""  # the CI: after the text in Markdown, on its own small line in HTML
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table both renderers draw; ``numeric`` right-aligns every column after the first."""
-
-    headers: list[str]
-    rows: list[list[Cell]]
-    numeric: bool = True  # right-align every column after the first
-    title: str = ""
+from themis_rm.bench.report.table import Cell, Table, pct
 
 
 @dataclass(frozen=True)
@@ -41,10 +25,6 @@ class Report:
     run_plots: list[tuple[Run, list[Plot]]]
     note: str
     warnings: list[str] = field(default_factory=list)
-
-
-def _pct(value: float | None) -> str:
-    return MISSING if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
 def _ci(bounds: tuple[float, float] | None) -> str:
@@ -82,7 +62,7 @@ def language_table(runs: list[Run]) -> Table:
     for run in runs:
         by_language = run.results.get("by_language", {})
         cells = [
-            Cell(_pct(by_language[lang].get("accuracy")), _ci(run.language_ci.get(lang)))
+            Cell(pct(by_language[lang].get("accuracy")), _ci(run.language_ci.get(lang)))
             if lang in by_language
             else Cell(MISSING)
             for lang in languages
@@ -97,7 +77,7 @@ def robustness_table(run: Run) -> Table | None:
     if not run.robustness:
         return None
     aspects = sorted({a for row in run.robustness.values() for a in row.get("by_aspect_drop", {})})
-    rows = [[Cell("clean"), Cell(""), Cell(_pct(run.results["overall"].get("accuracy"))), Cell(""), Cell("")]]
+    rows = [[Cell("clean"), Cell(""), Cell(pct(run.results["overall"].get("accuracy"))), Cell(""), Cell("")]]
     rows[0] += [Cell("") for _ in aspects]
     for kind, row in sorted(run.robustness.items(), key=lambda item: -(item[1].get("drop") or 0.0)):
         by_aspect = row.get("by_aspect_drop", {})
@@ -105,7 +85,7 @@ def robustness_table(run: Run) -> Table | None:
             [
                 Cell(kind),
                 Cell(str(row.get("side", MISSING))),
-                Cell(_pct(row.get("accuracy"))),
+                Cell(pct(row.get("accuracy"))),
                 Cell(_points(-row["drop"]) if row.get("drop") is not None else MISSING),
                 Cell(f"{row.get('unchanged_pairs', MISSING):,}" if "unchanged_pairs" in row else MISSING),
                 *[Cell(_points(-by_aspect[a]) if a in by_aspect else MISSING) for a in aspects],
@@ -130,8 +110,8 @@ def comparison_table(runs: list[Run]) -> Table:
         row = [
             Cell(run.name),
             Cell(f"{run.results['overall'].get('total_examples', len(run.scores)):,}"),
-            Cell(_pct(run.results["overall"].get("accuracy")), _ci(run.overall_ci)),
-            *[Cell(_pct(by_aspect.get(a, {}).get("accuracy")), _ci(run.aspect_ci.get(a))) for a in aspects],
+            Cell(pct(run.results["overall"].get("accuracy")), _ci(run.overall_ci)),
+            *[Cell(pct(by_aspect.get(a, {}).get("accuracy")), _ci(run.aspect_ci.get(a))) for a in aspects],
             Cell(f"{tie_count(run.scores):,}"),
             Cell(f"{nan_count(run.scores):,}"),
             Cell(f"{pairs_per_s:,.1f}" if isinstance(pairs_per_s, int | float) else MISSING),
@@ -140,7 +120,13 @@ def comparison_table(runs: list[Run]) -> Table:
     return Table(headers, rows, title="Accuracy % by aspect [95% CI]")
 
 
-TABLED_SETTINGS = ("robustness",)  # run.json keys shown as their own table, not as a settings cell
+def run_tables(run: Run) -> list[Table]:
+    """A run's own tables under its settings: robustness (with ``--perturb``), then its diagnostics."""
+    robustness = robustness_table(run)
+    return ([robustness] if robustness is not None else []) + diagnostics_tables(run)
+
+
+TABLED_SETTINGS = ("robustness", "diagnostics")  # run.json keys shown as their own table, not as a settings cell
 
 
 def settings_table(run: Run) -> Table:
@@ -184,8 +170,8 @@ def render_markdown(report: Report) -> str:
     parts += ["", report.note, "", f"![{report.comparison.caption}]({report.comparison.path.name})"]
     for run, plots in report.run_plots:
         parts += ["", f"## {run.name}", "", _markdown_table(settings_table(run))]
-        if (robustness := robustness_table(run)) is not None:
-            parts += ["", f"### {robustness.title}", "", _markdown_table(robustness)]
+        for table in run_tables(run):
+            parts += ["", f"### {table.title}", "", _markdown_table(table)]
         parts += [line for plot in plots for line in ("", f"![{plot.caption}]({plot.path.name})")]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -247,8 +233,8 @@ def render_html(report: Report) -> str:
     body += [f'<p class="note">{html.escape(report.note)}</p>', _html_figure(report.comparison)]
     for i, (run, plots) in enumerate(report.run_plots):
         body += [f'<h2 id="run-{i + 1}">{html.escape(run.name)}</h2>', _html_table(settings_table(run))]
-        if (robustness := robustness_table(run)) is not None:
-            body += [f"<h3>{html.escape(robustness.title)}</h3>", _html_table(robustness)]
+        for table in run_tables(run):
+            body += [f"<h3>{html.escape(table.title)}</h3>", _html_table(table)]
         body += [_html_figure(plot) for plot in plots]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
