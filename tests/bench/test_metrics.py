@@ -73,6 +73,11 @@ def reference_runs(shared_dir) -> dict[str, Path]:
     return runs
 
 
+def _layout(name: str) -> str:
+    """The layout each published run was written in: R3's script adds parse-failure columns."""
+    return "r3" if name.startswith("R3-") else "standard"
+
+
 @pytest.fixture(scope="module")
 def reference_tables(reference_runs) -> dict[str, pd.DataFrame]:
     return {name: read_scores_parquet(run / "scores.parquet") for name, run in reference_runs.items()}
@@ -82,7 +87,7 @@ def test_recomputed_results_equal_published_for_every_reference_run(reference_ru
     mismatched = []
     for name, run in reference_runs.items():
         published = json.loads((run / "results.json").read_text(encoding="utf-8"))
-        recomputed = compile_results(reference_tables[name])
+        recomputed = compile_results(reference_tables[name], layout=_layout(name))
         if _nested_items(recomputed) != _nested_items(published):
             mismatched.append(name)
     assert mismatched == []
@@ -93,7 +98,7 @@ def test_written_results_json_is_byte_identical_to_published_for_every_run(refer
     # same float64 values, so their repr is the same.
     mismatched = []
     for name, run in reference_runs.items():
-        results = summarize_scores_file(run / "scores.parquet")
+        results = summarize_scores_file(run / "scores.parquet", layout=_layout(name))
         written = write_results_json(results, tmp_path / name / "results.json")
         if written.read_bytes() != (run / "results.json").read_bytes():
             mismatched.append(name)
@@ -104,7 +109,7 @@ def test_r3_run_reports_parse_failure_fields_in_reference_order(reference_tables
     r3 = [name for name, df in reference_tables.items() if "parse_failed" in df.columns]
     if not r3:
         pytest.skip("no R3-style reference run in shared/")
-    results = compile_results(reference_tables[r3[0]])
+    results = compile_results(reference_tables[r3[0]], layout="r3")
     assert [*results] == [*REFERENCE_KEYS, "parse_failures"]
     assert [*results["overall"]] == [
         "accuracy",
@@ -114,6 +119,27 @@ def test_r3_run_reports_parse_failure_fields_in_reference_order(reference_tables
         "total_parse_failures",
         "parse_failure_rate",
     ]
+
+
+def test_lmunit_layout_counts_scores_of_zero_as_parse_failures_per_sequence():
+    """LMUnit's script scores an unparsable answer 0.0 (its scale is 1-5) and reports failures per sequence;
+    checked by hand here, and byte for byte against the published LMUnit-qwen2.5-72b run (docs/benchmarks.md)."""
+    df = _frame([0.0, 3.0, 5.0, 2.0], [1.0, 0.0, 0.0, 4.0])  # three 0.0 scores over eight sequences
+    overall = compile_results(df, layout="lmunit")["overall"]
+    assert [*overall] == [*OVERALL_KEYS[:3], "parse_failures", "parse_failure_rate", *OVERALL_KEYS[3:]]
+    assert overall["parse_failures"] == 3 and overall["parse_failure_rate"] == 0.375
+    assert overall["accuracy"] == 0.5 and overall["mean_score_difference"] == 1.25  # over every pair
+    assert "parse_failures" not in compile_results(df)["overall"]  # standard: a 0.0 is a score
+
+
+def test_a_layout_that_does_not_fit_the_table_is_refused_not_guessed():
+    flagged = _frame([1.0], [0.0]).assign(parse_failed=False)
+    with pytest.raises(ThemisInputError, match="--format r3"):
+        compile_results(flagged)
+    with pytest.raises(ThemisInputError, match="needs the 'parse_failed' column"):
+        compile_results(_frame([1.0], [0.0]), layout="r3")
+    with pytest.raises(ThemisInputError, match="--format must be one of standard, r3, lmunit"):
+        compile_results(_frame([1.0], [0.0]), layout="cerm")
 
 
 def test_tie_and_nan_counts_match_reference_notes(reference_tables):
@@ -146,7 +172,7 @@ def test_half_tie_policy_gives_nan_pairs_no_credit_on_the_r3_reference_run(refer
     df = reference_tables["R3-Qwen3-8B-14k"]
     # 3833 strict wins + 0.5 * 3540 finite ties, over 8866 pairs; the 267 NaN pairs earn nothing.
     assert (len(df), int(df["correct"].sum()), tie_count(df), nan_count(df)) == (8866, 3833, 3540, 267)
-    assert compile_results(df, ties="half")["overall"]["accuracy"] == round(5603 / 8866, 4) == 0.632
+    assert compile_results(df, ties="half", layout="r3")["overall"]["accuracy"] == round(5603 / 8866, 4) == 0.632
 
 
 # --------------------------------------------------------------------------- pairwise, hand-computed
@@ -208,7 +234,7 @@ def test_parse_failed_table_adds_r3_fields_and_takes_score_diff_over_valid_pairs
     df = _frame([5.0, 2.0, math.nan, 4.0], [1.0, 3.0, 2.0, 4.0])
     df["score_diff"] = df["score_diff"].fillna(0.0)  # the R3 script writes 0.0 for a parse failure
     df["parse_failed"] = [False, False, True, False]
-    results = compile_results(df)
+    results = compile_results(df, layout="r3")
     overall = results["overall"]
     assert overall["accuracy"] == 0.25
     assert overall["accuracy_valid_only"] == 0.3333

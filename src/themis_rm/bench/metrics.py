@@ -29,6 +29,17 @@ from themis_rm.errors import ThemisInputError
 SCORE_COLUMNS = ("chosen_score", "rejected_score", "correct", "score_diff", "language", "aspect", "subset")
 BREAKDOWNS = (("by_aspect", "aspect"), ("by_language", "language"), ("by_subset", "subset"))
 PARSE_FAILED = "parse_failed"
+REFERENCE_LAYOUTS = ("standard", "r3", "lmunit")
+"""The ``results.json`` layouts of the reference scripts (REFERENCE-NOTES.md, §1.9 and §5):
+
+* ``standard``: the scalar RMs, CE-RM and Nemotron-GenRM (a parse failure, if any, is an unmarked 0.0);
+* ``r3``: a ``parse_failed`` column; the overall block adds ``accuracy_valid_only``, ``valid_pairs``,
+  ``total_parse_failures``, ``parse_failure_rate`` (per pair), a top-level ``parse_failures``, and the
+  score-difference statistics cover valid pairs only;
+* ``lmunit``: a parse failure is the score 0.0, outside its 1-5 scale; the overall block adds ``parse_failures``
+  (sequences scored 0.0) and ``parse_failure_rate`` (per sequence, 2 per pair) after ``correct_predictions``.
+"""
+LMUNIT_PARSE_FAILURE_SCORE = 0.0
 
 
 # --------------------------------------------------------------------------- scores.parquet
@@ -108,37 +119,50 @@ def nan_count(df: pd.DataFrame) -> int:
 # --------------------------------------------------------------------------- results.json
 
 
-def compile_results(df: pd.DataFrame, ties: str = "wrong") -> dict[str, Any]:
+def compile_results(df: pd.DataFrame, ties: str = "wrong", layout: str = "standard") -> dict[str, Any]:
     """Compute the reference ``results.json`` content from a scores table.
 
     With ``ties="wrong"`` (the reference) the output equals the published files exactly, key order included:
     accuracies are ``round(np.float64, 4)`` and ``DataFrame.round(4)``, both numpy's round-half-even on the
     scaled value (``1/160`` gives 0.0062 where Python's float ``round`` gives 0.0063), breakdown keys are
-    sorted, std is pandas' ddof=1. R3-style tables (a ``parse_failed`` column) add the reference's
-    parse-failure fields and take the score-difference statistics over valid pairs only.
+    sorted, std is pandas' ddof=1. ``layout`` names the reference script whose fields to write
+    (:data:`REFERENCE_LAYOUTS`): never guessed from the data, where a 0.0 may be a score or a failure.
 
     Args:
         df: A scores table as built by :func:`scores_frame` or read by :func:`read_scores_parquet`.
         ties: ``"wrong"`` counts ties as incorrect; ``"half"`` gives a true tie (both scores finite and equal)
             0.5 in every accuracy (``correct_predictions`` still counts strict wins, so it stays an integer).
             A pair with a NaN score is wrong under every policy: a failed parse must not earn credit.
+        layout: ``standard`` (our runs and most reference ones), ``r3`` or ``lmunit``.
 
     Returns:
         ``{"overall", "by_aspect", "by_language", "by_subset"}`` (plus ``"parse_failures"`` for R3-style
         tables), JSON-ready: a NaN statistic (e.g. of an empty table) is ``None``.
 
     Raises:
-        ThemisInputError: ``ties`` is not a known policy, or a required column is missing.
+        ThemisInputError: ``ties`` or ``layout`` is unknown, a required column is missing, or the table does
+            not fit the layout (an R3 ``parse_failed`` column under another layout, or none under ``r3``).
     """
     _check_tie_policy(ties)
     _require_columns(df, SCORE_COLUMNS, where="scores table")
+    _check_layout(df, layout)
     credit = pair_credit(df, ties)
-    results: dict[str, Any] = {"overall": _overall(df, credit)}
+    results: dict[str, Any] = {"overall": _overall(df, credit, layout)}
     for key, column in BREAKDOWNS:
         results[key] = _breakdown(credit, df[column])
-    if PARSE_FAILED in df.columns:
+    if layout == "r3":
         results["parse_failures"] = int(df[PARSE_FAILED].sum())
     return results
+
+
+def _check_layout(df: pd.DataFrame, layout: str) -> None:
+    if layout not in REFERENCE_LAYOUTS:
+        raise ThemisInputError(f"--format must be one of {', '.join(REFERENCE_LAYOUTS)}, got {layout!r}")
+    has_flags = PARSE_FAILED in df.columns
+    if has_flags and layout != "r3":
+        raise ThemisInputError(f"the scores table has R3's {PARSE_FAILED!r} column: summarize it with --format r3")
+    if layout == "r3" and not has_flags:
+        raise ThemisInputError(f"--format r3 needs the {PARSE_FAILED!r} column R3 runs write; this table has none")
 
 
 def write_results_json(results: Mapping[str, Any], path: str | Path) -> Path:
@@ -153,9 +177,12 @@ def write_results_json(results: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-def summarize_scores_file(scores_parquet_path: str | Path, ties: str = "wrong") -> dict[str, Any]:
-    """Rebuild ``results.json`` content from a ``scores.parquet``: the reference runs reproduce exactly."""
-    return compile_results(read_scores_parquet(scores_parquet_path), ties=ties)
+def summarize_scores_file(
+    scores_parquet_path: str | Path, ties: str = "wrong", layout: str = "standard"
+) -> dict[str, Any]:
+    """Rebuild ``results.json`` content from a ``scores.parquet`` in the ``layout`` of the script that wrote it:
+    every published reference run reproduces byte for byte (REFERENCE-NOTES.md §5.2; LMUnit and CE-RM too)."""
+    return compile_results(read_scores_parquet(scores_parquet_path), ties=ties, layout=layout)
 
 
 def _check_tie_policy(ties: str) -> None:
@@ -213,15 +240,21 @@ def bootstrap_accuracy_ci(correct: np.ndarray, n_bootstrap: int, seed: int) -> t
     return (float(low), float(high))
 
 
-def _overall(df: pd.DataFrame, credit: pd.Series) -> dict[str, Any]:
-    """The ``overall`` block, fields in the reference order (R3 fields where the R3 script puts them)."""
-    has_parse_flags = PARSE_FAILED in df.columns
+def _overall(df: pd.DataFrame, credit: pd.Series, layout: str) -> dict[str, Any]:
+    """The ``overall`` block, fields in the reference order (R3's and LMUnit's where their scripts put them)."""
+    has_parse_flags = layout == "r3"
     valid = ~df[PARSE_FAILED].astype(bool) if has_parse_flags else pd.Series(True, index=df.index)
     overall: dict[str, Any] = {"accuracy": _round(credit.mean(), 4)}
     if has_parse_flags:
         overall["accuracy_valid_only"] = _round(credit[valid].mean(), 4)
     overall["total_examples"] = len(df)
     overall["correct_predictions"] = int(df["correct"].sum())
+    if layout == "lmunit":
+        scores = df[["chosen_score", "rejected_score"]].to_numpy(dtype=np.float64)
+        failures = int((scores == LMUNIT_PARSE_FAILURE_SCORE).sum())
+        overall["parse_failures"] = failures
+        # Python's round of a Python float ratio, as the LMUnit script writes it.
+        overall["parse_failure_rate"] = round(failures / (2 * len(df)), 4) if len(df) else 0.0
     overall.update(_score_diff_stats(df.loc[valid, "score_diff"]))
     if has_parse_flags:
         failures = int((~valid).sum())

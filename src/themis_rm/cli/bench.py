@@ -80,14 +80,22 @@ def bench_summarize(
     scores: Annotated[Path, typer.Argument(help="A scores.parquet in the reference format.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write results.json.")],
     ties: Annotated[str, typer.Option(help="wrong (reference) or half.")] = "wrong",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="The results.json layout of the script that wrote the scores: standard (scalar RMs, CE-RM, "
+            "Nemotron-GenRM, ours), r3 (parse_failed columns) or lmunit (a score of 0 is a parse failure).",
+        ),
+    ] = "standard",
 ) -> None:
-    """Recompute results.json from a scores file (byte-identical with the reference for its own runs)."""
+    """Recompute results.json from a scores file (byte-identical with the reference for all 51 of its runs)."""
     from themis_rm.atomic import refuse_overwrite
     from themis_rm.bench.metrics import summarize_scores_file, write_results_json
 
     with friendly_errors():
         refuse_overwrite({"--output": output}, {"SCORES": scores})
-        write_results_json(summarize_scores_file(scores, ties=ties), output)
+        write_results_json(summarize_scores_file(scores, ties=ties, layout=layout), output)
     console.print(f"wrote {output}")
 
 
