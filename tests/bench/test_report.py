@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from themis_rm.bench.metrics import bootstrap_accuracy_ci
+from themis_rm.bench.metrics import bootstrap_mean_ci
 from themis_rm.bench.report import ReportPaths, build_report
 from themis_rm.errors import ThemisInputError
 
@@ -200,39 +200,39 @@ def _pairs(n: int, accuracy: float, seed: int = 1) -> np.ndarray:
 
 def test_bootstrap_ci_is_deterministic_for_a_seed():
     correct = _pairs(500, 0.7)
-    assert bootstrap_accuracy_ci(correct, N_BOOTSTRAP, 3) == bootstrap_accuracy_ci(correct, N_BOOTSTRAP, 3)
-    assert bootstrap_accuracy_ci(correct, N_BOOTSTRAP, 3) != bootstrap_accuracy_ci(correct, N_BOOTSTRAP, 4)
+    assert bootstrap_mean_ci(correct, N_BOOTSTRAP, 3) == bootstrap_mean_ci(correct, N_BOOTSTRAP, 3)
+    assert bootstrap_mean_ci(correct, N_BOOTSTRAP, 3) != bootstrap_mean_ci(correct, N_BOOTSTRAP, 4)
 
 
 @pytest.mark.parametrize("accuracy", [0.1, 0.5, 0.9])
 def test_bootstrap_ci_contains_the_point_estimate(accuracy):
     correct = _pairs(300, accuracy)
-    low, high = bootstrap_accuracy_ci(correct, N_BOOTSTRAP, 0)
+    low, high = bootstrap_mean_ci(correct, N_BOOTSTRAP, 0)
     assert low < correct.mean() < high
 
 
 def test_bootstrap_ci_narrows_with_more_pairs():
-    widths = [np.subtract(*bootstrap_accuracy_ci(_pairs(n, 0.7), N_BOOTSTRAP, 0)[::-1]) for n in (100, 1000, 10000)]
+    widths = [np.subtract(*bootstrap_mean_ci(_pairs(n, 0.7), N_BOOTSTRAP, 0)[::-1]) for n in (100, 1000, 10000)]
     assert widths[0] > widths[1] > widths[2] > 0
     assert widths[2] == pytest.approx(2 * 1.96 * math.sqrt(0.7 * 0.3 / 10000), rel=0.2)  # the normal-approx width
 
 
 def test_bootstrap_ci_hand_checked_cases():
-    assert bootstrap_accuracy_ci(np.ones(50), N_BOOTSTRAP, 0) == (1.0, 1.0)
-    assert bootstrap_accuracy_ci(np.zeros(50), N_BOOTSTRAP, 0) == (0.0, 0.0)
-    assert bootstrap_accuracy_ci(np.full(10, 0.5), N_BOOTSTRAP, 0) == (0.5, 0.5)  # all half-credit ties
+    assert bootstrap_mean_ci(np.ones(50), N_BOOTSTRAP, 0) == (1.0, 1.0)
+    assert bootstrap_mean_ci(np.zeros(50), N_BOOTSTRAP, 0) == (0.0, 0.0)
+    assert bootstrap_mean_ci(np.full(10, 0.5), N_BOOTSTRAP, 0) == (0.5, 0.5)  # all half-credit ties
     # Two pairs, one right: resampled means 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 2.5%/97.5% are 0 and 1.
-    assert bootstrap_accuracy_ci(np.array([1.0, 0.0]), 2000, 0) == (0.0, 1.0)
-    assert all(math.isnan(bound) for bound in bootstrap_accuracy_ci(np.array([]), N_BOOTSTRAP, 0))
+    assert bootstrap_mean_ci(np.array([1.0, 0.0]), 2000, 0) == (0.0, 1.0)
+    assert all(math.isnan(bound) for bound in bootstrap_mean_ci(np.array([]), N_BOOTSTRAP, 0))
 
 
 def test_bootstrap_ci_matches_resampling_pair_indices():
     correct = np.concatenate([_pairs(350, 0.6), np.full(50, 0.5)])
     indices = np.random.default_rng(7).integers(0, correct.size, size=(4000, correct.size))
     expected = np.quantile(correct[indices].mean(axis=1), [0.025, 0.975])
-    assert bootstrap_accuracy_ci(correct, 4000, 0) == pytest.approx(tuple(expected), abs=0.01)
+    assert bootstrap_mean_ci(correct, 4000, 0) == pytest.approx(tuple(expected), abs=0.01)
 
 
 def test_bootstrap_ci_rejects_nan_credit():
     with pytest.raises(ThemisInputError, match="NaN"):
-        bootstrap_accuracy_ci(np.array([1.0, math.nan]), N_BOOTSTRAP, 0)
+        bootstrap_mean_ci(np.array([1.0, math.nan]), N_BOOTSTRAP, 0)

@@ -39,7 +39,9 @@ def test_demo_writes_every_artefact(demo_run):
         "bench/scores.parquet",
         "bench/run.json",
         "rerank/results.json",
+        "rerank/best_of_n.json",
         "report/report.html",
+        "report/best-of-n.png",
         "summary.json",
     ):
         assert (out / path).is_file(), path

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.special import expit, log_expit
 from scipy.stats import rankdata, spearmanr
 
-from themis_rm.bench.metrics import bootstrap_accuracy_ci, pair_credit
+from themis_rm.bench.metrics import bootstrap_mean_ci, pair_credit
 from themis_rm.pairs import PreferencePair
 
 DIAGNOSTICS_FILE = "diagnostics.json"
@@ -203,7 +203,7 @@ def pair_diagnostics(
 ) -> dict[str, Any]:
     """Everything above for one bench run (``pairs`` in ``frame``'s row order); ``diagnostics.json``."""
     diff = frame["score_diff"].to_numpy(dtype=np.float64)
-    low, high = bootstrap_accuracy_ci(credit(diff, ties), n_bootstrap=2000, seed=seed)
+    low, high = bootstrap_mean_ci(credit(diff, ties), n_bootstrap=2000, seed=seed)
     return {
         "accuracy_ci95": [_rounded(low), _rounded(high)],
         "baselines": baseline_report(pairs, frame, ties, seed),

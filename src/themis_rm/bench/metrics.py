@@ -212,11 +212,12 @@ def pair_credit(df: pd.DataFrame, ties: str) -> pd.Series:
     return credit
 
 
-def bootstrap_accuracy_ci(correct: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float]:
-    """Percentile-bootstrap 95% CI of the mean per-pair credit (1 correct, 0 wrong, 0.5 a half-credit tie).
+def bootstrap_mean_ci(correct: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """Percentile-bootstrap 95% CI of a mean: per-pair credit (1 correct, 0 wrong, 0.5 a half-credit tie) or
+    per-question values (a best-of-N pass expectation).
 
-    Resampling n pairs with replacement only matters through how often each distinct credit value is drawn,
-    so the draw is one multinomial over the distinct values: the same distribution as resampling indices, in
+    Resampling n values with replacement only matters through how often each distinct value is drawn, so the
+    draw is one multinomial over the distinct values: the same distribution as resampling indices, in
     O(n_bootstrap · k) memory instead of O(n_bootstrap · n). Deterministic for a seed.
 
     Returns:
@@ -231,7 +232,7 @@ def bootstrap_accuracy_ci(correct: np.ndarray, n_bootstrap: int, seed: int) -> t
     if values.size == 0:
         return (math.nan, math.nan)
     if np.isnan(values).any():
-        raise ThemisInputError("bootstrap_accuracy_ci: per-pair credit contains NaN (score NaN pairs as 0 or 0.5)")
+        raise ThemisInputError("bootstrap_mean_ci: the values contain NaN (score NaN pairs as 0 or 0.5)")
     distinct, counts = np.unique(values, return_counts=True)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(values.size, counts / values.size, size=n_bootstrap)

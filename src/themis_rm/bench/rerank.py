@@ -7,8 +7,9 @@ One valid input row (the reference rerank schema)::
 
 Every completion of every question is scored in one length-sorted engine pass; metrics follow the reference
 definitions (Hits@K, Spearman with the pass rate, reward variance) averaged over questions. Outputs:
-``per_question_scores.parquet``, ``rewards.parquet``, ``results.json`` (``{"overall": ...}``, strict JSON) and
-``run.json``.
+``per_question_scores.parquet``, ``rewards.parquet``, ``results.json`` (``{"overall": ...}``, strict JSON),
+``best_of_n.json`` (exact best-of-N curves against oracle and random, overall and per language:
+:mod:`themis_rm.bench.best_of_n`) and ``run.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from themis_rm.atomic import atomic_path, write_text_atomic
+from themis_rm.bench.best_of_n import BEST_OF_N_FILE, best_of_n, best_of_n_summary
 from themis_rm.bench.config import RerankConfig
 from themis_rm.bench.metrics import aggregate_rerank, rerank_question_metrics, write_results_json
 from themis_rm.config import validate_config
@@ -111,6 +113,7 @@ class RerankResult:
     output: Path
     results: dict
     per_question: pd.DataFrame
+    best_of_n: dict
     warnings: tuple[str, ...] = ()
 
 
@@ -171,6 +174,13 @@ def run_rerank(
         rewards_frame = pd.DataFrame({"id": [q.id for q in questions], "rewards": [r.tolist() for r in rewards]})
         rewards_frame.set_index("id").to_parquet(tmp)
     write_results_json(results, config.output / "results.json")
+    curves = best_of_n(
+        [r.tolist() for r in rewards],
+        [q.final_verdict for q in questions],
+        [q.language for q in questions],
+        criterion=config.criterion,
+    )
+    write_text_atomic(config.output / BEST_OF_N_FILE, json.dumps(curves, indent=1) + "\n")
     run = {
         **scorer.settings(config.criterion),
         "data": config.data,
@@ -180,7 +190,8 @@ def run_rerank(
         "n_completions": len(requests),
         "n_truncated": len(out.truncated_rows),
         "n_prompt_truncated": len(out.prompt_truncated_rows),
+        "best_of_n": best_of_n_summary(curves),
         "wall_s": round(time.perf_counter() - started, 3),
     }
     write_text_atomic(config.output / "run.json", json.dumps(run, indent=1) + "\n")
-    return RerankResult(config.output, results, per_question, tuple(warnings))
+    return RerankResult(config.output, results, per_question, curves, tuple(warnings))

@@ -110,6 +110,11 @@ def _rerank(config: RerankConfig) -> None:
     console.print(
         f"{overall['n_questions']} questions: {hits}; spearman mean {overall['spearman_mean']} -> {result.output}"
     )
+    curve = result.best_of_n["overall"]
+    points = zip(curve["n"], curve["model"], curve["oracle"], curve["random"], strict=True)
+    console.print(
+        "best-of-N pass (model/oracle/random): " + "; ".join(f"N={n} {m:.3f}/{o:.3f}/{r:.3f}" for n, m, o, r in points)
+    )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
@@ -118,10 +123,16 @@ rerank = config_command(RerankConfig, _rerank, on_error=fail)
 
 
 def report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Benchmark run directories (results.json + scores.parquet).")],
+    run_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Benchmark run directories (results.json + scores.parquet).")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")] = Path("report"),
     reference_dir: Annotated[
         Path | None, typer.Option(help="Directory of reference runs to show beside yours.")
+    ] = None,
+    rerank: Annotated[
+        list[Path] | None,
+        typer.Option(help="A themis rerank output directory: its best-of-N curves (repeatable, e.g. per criterion)."),
     ] = None,
     n_bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% confidence intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
@@ -130,5 +141,12 @@ def report(
     from themis_rm.bench.report import build_report
 
     with friendly_errors():
-        paths = build_report(run_dirs, output, reference_dir=reference_dir, n_bootstrap=n_bootstrap, seed=seed)
+        paths = build_report(
+            run_dirs or [],
+            output,
+            reference_dir=reference_dir,
+            rerank_dirs=rerank or [],
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
     console.print(f"report: {paths.html} ({len(paths.pngs)} plots), {paths.markdown}")

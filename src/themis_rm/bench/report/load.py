@@ -57,15 +57,15 @@ def load_run(directory: Path, *, reference: bool) -> Run:
         raise ThemisInputError(
             f"{directory}: missing {' and '.join(missing)} (a run directory needs results.json and scores.parquet)"
         )
-    results = _read_json_object(directory / "results.json")
+    results = read_json_object(directory / "results.json")
     if not isinstance(results.get("overall"), dict):
         raise ThemisInputError(f"{directory / 'results.json'}: no 'overall' object (expected a bench results.json)")
-    settings = _read_json_object(directory / "run.json") if (directory / "run.json").is_file() else {}
+    settings = read_json_object(directory / "run.json") if (directory / "run.json").is_file() else {}
     scores = read_scores_parquet(directory / "scores.parquet")
     label = str(settings.get("model") or directory.name)
     credit = pair_credit(scores, _tie_policy(settings, directory))
     diagnostics_path = directory / DIAGNOSTICS_FILE
-    diagnostics = _read_json_object(diagnostics_path) if diagnostics_path.is_file() else {}
+    diagnostics = read_json_object(diagnostics_path) if diagnostics_path.is_file() else {}
     return Run(label, directory.resolve(), reference, results, scores, settings, credit, diagnostics=diagnostics)
 
 
@@ -86,7 +86,7 @@ def load_references(reference_dir: Path, skip: set[Path]) -> list[Run]:
     return sorted(references, key=lambda run: -(run.results["overall"].get("accuracy") or 0.0))
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from themis_rm.atomic import atomic_path
-from themis_rm.bench.metrics import bootstrap_accuracy_ci
+from themis_rm.bench.metrics import bootstrap_mean_ci
 from themis_rm.bench.report.load import MISSING, Run
 
 CHANCE = 0.5
@@ -134,7 +134,7 @@ def _plot_subsets(run: Run, path: Path, n_bootstrap: int, seed: int) -> Plot:
     subsets = [str(name) for name, _ in grouped]
     accuracy = grouped.mean().to_numpy() * 100
     counts = grouped.size().to_numpy()
-    ci = np.array([bootstrap_accuracy_ci(group.to_numpy(), n_bootstrap, seed) for _, group in grouped])
+    ci = np.array([bootstrap_mean_ci(group.to_numpy(), n_bootstrap, seed) for _, group in grouped])
     order = np.argsort(accuracy)
     figure = new_figure(9, max(2.0, 1.0 + 0.32 * len(subsets)))
     ax = figure.add_subplot()

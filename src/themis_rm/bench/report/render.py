@@ -21,10 +21,12 @@ class Report:
 
     runs: list[Run]
     tables: list[Table]  # by aspect, then by language
-    comparison: Plot
+    comparison: Plot | None  # None without bench runs (a report of rerank runs only)
     run_plots: list[tuple[Run, list[Plot]]]
     note: str
     warnings: list[str] = field(default_factory=list)
+    rerank_tables: list[Table] = field(default_factory=list)  # one best-of-N table per rerank run
+    best_of_n: Plot | None = None
 
 
 def _ci(bounds: tuple[float, float] | None) -> str:
@@ -33,6 +35,7 @@ def _ci(bounds: tuple[float, float] | None) -> str:
     return f"[{100 * bounds[0]:.1f}, {100 * bounds[1]:.1f}]"
 
 
+BEST_OF_N_HEADING = "Best-of-N reranking"
 SIZE_RATIO_WARNING = 2.0
 """Rows whose pair counts differ by more than this factor get a warning: their accuracies are not comparable."""
 
@@ -167,13 +170,23 @@ def render_markdown(report: Report) -> str:
     parts += [line for warning in report.warnings for line in ("", f"> **{warning}**")]
     for table in report.tables:
         parts += ["", f"### {table.title}", "", _markdown_table(table)]
-    parts += ["", report.note, "", f"![{report.comparison.caption}]({report.comparison.path.name})"]
+    if report.comparison is not None:
+        parts += ["", report.note, "", _markdown_figure(report.comparison)]
     for run, plots in report.run_plots:
         parts += ["", f"## {run.name}", "", _markdown_table(settings_table(run))]
         for table in run_tables(run):
             parts += ["", f"### {table.title}", "", _markdown_table(table)]
-        parts += [line for plot in plots for line in ("", f"![{plot.caption}]({plot.path.name})")]
+        parts += [line for plot in plots for line in ("", _markdown_figure(plot))]
+    if report.best_of_n is not None:
+        parts += ["", f"## {BEST_OF_N_HEADING}"]
+        for table in report.rerank_tables:
+            parts += ["", f"### {table.title}", "", _markdown_table(table)]
+        parts += ["", _markdown_figure(report.best_of_n)]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _markdown_figure(plot: Plot) -> str:
+    return f"![{plot.caption}]({plot.path.name})"
 
 
 _CSS = """
@@ -225,17 +238,26 @@ def _html_figure(plot: Plot) -> str:
 def render_html(report: Report) -> str:
     """``report.html``: the same content as the Markdown, one page with the PNGs inlined as base64."""
     nav = "".join(f'<a href="#run-{i + 1}">{html.escape(run.name)}</a>' for i, (run, _) in enumerate(report.run_plots))
+    if report.best_of_n is not None:
+        nav += f'<a href="#best-of-n">{BEST_OF_N_HEADING}</a>'
     reference_rows = [run.reference for run in report.runs]
     body = ["<h1>CodeRewardBench report</h1>", f"<nav>{nav}</nav>" if nav else ""]
     body += [f'<p class="warning">{html.escape(warning)}</p>' for warning in report.warnings]
     for table in report.tables:
         body += [f"<h3>{html.escape(table.title)}</h3>", _html_table(table, reference_rows)]
-    body += [f'<p class="note">{html.escape(report.note)}</p>', _html_figure(report.comparison)]
+    if report.comparison is not None:
+        body += [f'<p class="note">{html.escape(report.note)}</p>', _html_figure(report.comparison)]
     for i, (run, plots) in enumerate(report.run_plots):
         body += [f'<h2 id="run-{i + 1}">{html.escape(run.name)}</h2>', _html_table(settings_table(run))]
-        for table in run_tables(run):
-            body += [f"<h3>{html.escape(table.title)}</h3>", _html_table(table)]
+        for k, table in enumerate(run_tables(run)):
+            anchor = f' id="run-{i + 1}-tables"' if k == 0 else ""  # where a run's results start, past its settings
+            body += [f"<h3{anchor}>{html.escape(table.title)}</h3>", _html_table(table)]
         body += [_html_figure(plot) for plot in plots]
+    if report.best_of_n is not None:
+        body.append(f'<h2 id="best-of-n">{BEST_OF_N_HEADING}</h2>')
+        for table in report.rerank_tables:
+            body += [f"<h3>{html.escape(table.title)}</h3>", _html_table(table)]
+        body.append(_html_figure(report.best_of_n))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
