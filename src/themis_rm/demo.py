@@ -120,7 +120,7 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
     from themis_rm.bench.rerank import RerankConfig, run_rerank
     from themis_rm.bench.run import BenchConfig, run_bench
     from themis_rm.data.bugs import MutateConfig, run_mutation
-    from themis_rm.data.sandbox import SandboxLimits
+    from themis_rm.sandbox import SandboxLimits
     from themis_rm.tiny import build_tiny_causal_lm
     from themis_rm.train.config import TrainConfig
     from themis_rm.train.loop import run_training

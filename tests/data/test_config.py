@@ -12,8 +12,8 @@ from themis_rm.cli.data import data_app
 from themis_rm.config import config_leaves, flag_names
 from themis_rm.data.bugs import MutateConfig
 from themis_rm.data.config import PATH_KEYS, SOFT_PATH_KEYS, MineRunConfig, PipelineConfig, load_config
-from themis_rm.data.sandbox import SandboxLimits
 from themis_rm.errors import ThemisInputError
+from themis_rm.sandbox import SandboxLimits
 
 DATA_CONFIGS = (PipelineConfig, MineRunConfig, MutateConfig)
 

@@ -9,7 +9,7 @@ import pytest
 
 from themis_rm.data.bugs import MutateConfig, load_problems, run_mutation, split_tests
 from themis_rm.data.mutate import OPERATORS, mutants
-from themis_rm.data.sandbox import run_tests
+from themis_rm.sandbox import run_tests
 
 SOLUTION = '''def clip_sum(values, limit):
     """Sum the values below the limit."""

@@ -110,7 +110,10 @@ def example_config() -> None:
 def _mutate(config: MutateConfig) -> None:
     """Execution-verified functional-correctness pairs: mutants that fail tests the reference passes."""
     from themis_rm.data.bugs import run_mutation
+    from themis_rm.sandbox import isolation
 
+    level = isolation()  # at start-up, not mid-run: what the tests run under, and what is missing
+    console.print(level.describe(), style="yellow" if level.missing else None)
     with progress_bar("verifying mutants (problems)") as (_, advance):
         stats = run_mutation(config, progress=advance)
     console.print(

@@ -13,6 +13,7 @@ from themis_rm.cli.bench import bench_app, report, rerank
 from themis_rm.cli.criteria import criteria
 from themis_rm.cli.data import data_app
 from themis_rm.cli.demo import demo
+from themis_rm.cli.sandbox import sandbox_app
 from themis_rm.cli.score import score
 from themis_rm.cli.serve import serve
 from themis_rm.cli.train import train
@@ -60,3 +61,4 @@ app.command(name="train")(train)
 app.command(name="serve")(serve)
 app.add_typer(data_app, name="data")
 app.command(name="demo")(demo)
+app.add_typer(sandbox_app, name="sandbox")

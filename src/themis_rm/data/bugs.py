@@ -30,8 +30,8 @@ from pathlib import Path
 
 from themis_rm.config import setting, validate_config
 from themis_rm.data.mutate import OPERATORS, mutants
-from themis_rm.data.sandbox import SandboxLimits, TestReport, run_tests
 from themis_rm.errors import MissingExtraError, ThemisInputError
+from themis_rm.sandbox import SandboxLimits, TestReport, run_tests
 
 PROMPT_TEMPLATE = "Complete the following Python function.\n\n```python\n{prompt}```"
 
@@ -140,7 +140,7 @@ def rng_for(seed: int, problem: Problem) -> random.Random:
 def _verify(problem: Problem, config: MutateConfig, rng: random.Random) -> dict:
     stats: Counter = Counter()
     program = f"{problem.preamble}\n{problem.solution}"
-    reference = run_tests(program, problem.entry_point, problem.tests, config.limits)
+    reference = run_tests(program, problem.entry_point, problem.tests, config.limits, preamble=problem.preamble)
     if not reference.all_passed:
         stats["skipped_reference_fails"] += 1
         return {"reference": None, "kept": [], "survivors": [], "stats": stats}
@@ -149,7 +149,8 @@ def _verify(problem: Problem, config: MutateConfig, rng: random.Random) -> dict:
     chosen = _spread_sample(candidates, config.max_mutants_per_problem, rng)
     kept, survivors = [], []
     for mutant in chosen:
-        report = run_tests(f"{problem.preamble}\n{mutant.code}", problem.entry_point, problem.tests, config.limits)
+        program = f"{problem.preamble}\n{mutant.code}"
+        report = run_tests(program, problem.entry_point, problem.tests, config.limits, preamble=problem.preamble)
         if report.failed or report.error:
             kept.append((mutant, report))
             stats[f"kept_{mutant.operator}"] += 1
@@ -204,7 +205,8 @@ def _rerank_row(problem: Problem, result: dict) -> dict:
         "language": "Python",
         "completions": [code for code, _ in entries],
         "num_passed": [r.passed for _, r in entries],
-        "num_failed": [r.failed if r.error is None else len(problem.tests) for _, r in entries],
+        # a run that crashed or hung part-way fails every test it did not pass
+        "num_failed": [r.failed if r.error is None else len(problem.tests) - r.passed for _, r in entries],
         "final_verdict": [r.all_passed for _, r in entries],
     }
 

@@ -3,7 +3,8 @@
 Each operator yields ``(node, replacement)`` sites inside the function body (never the signature or docstring).
 A mutant replaces only that node's source segment with the unparsed replacement, so the rest of the code keeps its
 formatting and comments: chosen and rejected differ only where the bug is. Mutants that do not parse, or equal the
-original, are discarded. Whether a mutant is a *bug* is decided by running the tests (:mod:`.sandbox`), not here.
+original, are discarded. Whether a mutant is a *bug* is decided by running the tests (:mod:`themis_rm.sandbox`),
+not here.
 """
 
 from __future__ import annotations

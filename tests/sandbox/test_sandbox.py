@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from themis_rm.data.sandbox import SandboxLimits, run_tests
+import pytest
+
+from themis_rm.sandbox import SandboxLimits, run_tests
 
 
 def test_each_test_statement_is_counted_separately():
@@ -50,3 +52,42 @@ def test_code_runs_in_a_child_process_inside_a_temporary_directory(tmp_path):
 def test_program_that_does_not_even_load_reports_an_error():
     report = run_tests("def f(:\n", "f", ["assert candidate()"])
     assert report.error.startswith("program: SyntaxError") and not report.all_passed
+
+
+def test_tests_call_the_programs_helpers_and_keep_their_own_preamble():
+    # HumanEval/32 style: the tests call a helper the program defines (poly) and import what they need.
+    program = "def poly(xs, x):\n    return sum(c * x**i for i, c in enumerate(xs))\ndef root(xs):\n    return 1.0\n"
+    tests = ["assert math.isclose(poly([-1, 1], candidate([-1, 1])), 0.0)", "assert candidate([1]) == LIMIT"]
+    report = run_tests(program, "root", tests, preamble="import math\nLIMIT = 1.0")
+    assert report.all_passed, report
+
+
+def test_a_builtin_exception_reaches_tests_that_expect_it():
+    program = "def f(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n"
+    tests = ["try:\n    candidate(-1)\n    raise AssertionError('no error')\nexcept ValueError:\n    pass"]
+    assert run_tests(program, "f", tests).all_passed
+
+
+def test_values_cross_exactly_floats_bytes_sets_and_nested_containers():
+    program = "def f():\n    return [0.1 + 0.2, float('inf'), b'\\x00', {1, 2}, {'k': (1, None)}, 2**100, 1+2j]\n"
+    tests = [
+        "assert candidate() == [0.30000000000000004, float('inf'), b'\\x00', {1, 2}, {'k': (1, None)}, 2**100, 1+2j]"
+    ]
+    assert run_tests(program, "f", tests).all_passed
+
+
+def test_codec_refuses_subclasses_and_frames_that_are_not_plain_values():
+    from themis_rm.sandbox.codec import CodecError, decode, encode
+
+    class Loose(int):
+        pass
+
+    value = [1, 2.5, "s", b"b", (None, True), {3: {4}}, frozenset({5}), -0.0, float("nan")]
+    round_trip = decode(encode(value))
+    assert round_trip[:8] == value[:8] and round_trip[8] != round_trip[8]  # NaN stays NaN
+    for bad in (Loose(1), [Loose(2)], object(), {"k": lambda: 0}):
+        with pytest.raises(CodecError):
+            encode(bad)
+    for frame in ({"int": 3}, {"object": "x"}, {"list": "abc"}, [1], 1.5, {"int": "1", "float": "0x1p0"}):
+        with pytest.raises(CodecError):
+            decode(frame)

@@ -1,0 +1,58 @@
+"""The hack suite against the sandbox: every hack scored as a failure, nothing left behind.
+
+Each case fails on the sandbox before the judge/candidate split (forged result marker, always-equal objects, int
+subclasses, rewritten test lists, tests read from memory, orphaned children, writes to /tmp): that harness read
+its verdict from the candidate's own stdout and ran the tests in the candidate's process.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from themis_rm.cli import app
+from themis_rm.sandbox import isolation
+from themis_rm.sandbox.hacks import HACK_LIMITS, TESTS, cases
+from themis_rm.sandbox.python import run_tests
+
+CASES = {case.name: case for case in cases()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_hack_is_scored_as_a_failure_and_leaves_nothing(name):
+    case = next(c for c in cases() if c.name == name)  # fresh markers per test
+    report = run_tests(case.program, "add", TESTS, HACK_LIMITS)
+    assert not report.all_passed, report
+    assert report.passed < len(TESTS)
+    assert [problem for check in case.after if (problem := check())] == []
+
+
+def test_the_honest_add_passes_under_the_same_limits():
+    report = run_tests("def add(a, b):\n    return a + b\n", "add", TESTS, HACK_LIMITS)
+    assert report.all_passed and report.passed == len(TESTS)
+
+
+def test_sandbox_check_cli_reports_isolation_and_every_case_held():
+    result = CliRunner().invoke(app, ["sandbox", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["isolation"]["mode"] == isolation().mode
+    assert report["hack_suite"]["cases"] == report["hack_suite"]["held"] == len(CASES)
+    assert set(report["hack_suite"]["by_case"]) == set(CASES)
+
+
+def test_forged_marker_and_exit_zero_name_why_they_failed():
+    report = run_tests(CASES["forged_result_marker"].program, "add", TESTS, HACK_LIMITS)
+    assert (report.passed, report.failed) == (0, 3) and report.error == "program: the candidate exited"
+    report = run_tests(CASES["sleep_past_timeout"].program, "add", TESTS, HACK_LIMITS)
+    assert "time limit" in report.error and "candidate: killed at the time limit" in report.contained
+
+
+def test_isolation_report_names_what_holds_and_what_is_missing():
+    level = isolation()
+    assert level.mode in ("namespaces", "fallback")
+    assert set(level.guarantees) >= {"no_network", "read_only_fs", "survivors_killed", "process_cap"}
+    text = level.describe()
+    assert text.startswith(f"sandbox isolation: {level.mode}") and "missing:" in text
