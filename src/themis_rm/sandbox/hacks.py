@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from themis_rm.sandbox.process import SandboxLimits
+from themis_rm.sandbox.process import SandboxLimits, isolation
 from themis_rm.sandbox.python import TestReport, run_tests
 
 TESTS = [
@@ -32,6 +32,7 @@ class HackCase:
     what: str
     program: str
     after: tuple[Callable[[], str | None], ...] = field(default=(), repr=False)  # each returns a problem or None
+    requires: str | None = None  # the isolation guarantee that defeats it (where missing, the report says so)
 
 
 def _marker() -> str:
@@ -181,6 +182,7 @@ def cases() -> list[HackCase]:
             "import socket\ndef add(a, b):\n    for host in ('127.0.0.1', '1.1.1.1'):\n        try:\n"
             "            socket.create_connection((host, 53), timeout=0.3).close()\n            return a + b\n"
             "        except OSError:\n            pass\n    return a - b\n",
+            requires="no_network",
         ),
     ]
 
@@ -195,13 +197,17 @@ class HackVerdict:
 
 def run_hack_suite(limits: SandboxLimits = HACK_LIMITS) -> list[HackVerdict]:
     """Run every case; ``held`` is False where the harness was fooled or containment leaked."""
-    verdicts = []
-    for case in cases():
-        report = run_tests(case.program, "add", TESTS, limits)
-        problems = [f"scored as passing: {report}"] if report.all_passed else []
-        problems += [problem for check in case.after if (problem := check())]
-        verdicts.append(HackVerdict(case.name, not problems, report, tuple(problems)))
-    return verdicts
+    return [judge_case(case, limits) for case in cases()]
+
+
+def judge_case(case: HackCase, limits: SandboxLimits = HACK_LIMITS) -> HackVerdict:
+    """Run one case; a case whose defence this machine lacks (:attr:`HackCase.requires`) says so."""
+    report = run_tests(case.program, "add", TESTS, limits)
+    problems = [f"scored as passing: {report}"] if report.all_passed else []
+    problems += [problem for check in case.after if (problem := check())]
+    if problems and case.requires in isolation().missing:
+        problems.append(f"this machine's sandbox lacks {case.requires}")
+    return HackVerdict(case.name, not problems, report, tuple(problems))
 
 
 def summary(verdicts: list[HackVerdict]) -> dict:

@@ -157,7 +157,7 @@ def start(
         "argv": [shutil.which(argv[0]) or argv[0], *argv[1:]],
         "cwd": str(workdir),
         "env": env if env is not None else default_env(workdir),
-        "limits": limits.rlimits(processes=level.guarantees.get("process_cap", False)),
+        "limits": _rlimits(limits, level),
         "timeout_s": timeout_s if timeout_s is not None else limits.timeout_s,
         "keep_fds": list(keep_fds),
         "status_fd": status_w,
@@ -185,6 +185,27 @@ def start(
         os.close(status_w)
     uid = level.outside_uid if level.outside_uid is not None else os.getuid()
     return Running(process, status_r, snapshot, uid, group)
+
+
+def _rlimits(limits: SandboxLimits, level: Isolation) -> dict[str, int]:
+    """The run's rlimits. ``RLIMIT_NPROC`` counts every process of the uid: in a user namespace that is the run's
+    own; sharing our uid (fallback, not root) the cap is added to what the uid already runs; as root it does not
+    bind at all (the pids cgroup is the cap there)."""
+    values = limits.rlimits(processes=False)
+    uid = level.outside_uid if level.outside_uid is not None else os.getuid()
+    if uid == 0:
+        return values
+    shared = level.mode == "fallback" and uid == os.getuid()
+    return {**values, "nproc": limits.processes + (_processes_of(uid) if shared else 0)}
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))  # threads count against RLIMIT_NPROC too
+    return count
 
 
 def default_env(workdir: Path) -> dict[str, str]:
@@ -331,6 +352,10 @@ _PROBE = (
 )
 
 
+MODE_ENV = "THEMIS_SANDBOX_MODE"
+"""Set to ``namespaces`` or ``fallback`` to use only that mode (e.g. to test the fallback where namespaces work)."""
+
+
 @functools.cache
 def isolation() -> Isolation:
     """The strongest mode this machine gives, found by running a probe under each (cached per process)."""
@@ -341,6 +366,11 @@ def isolation() -> Isolation:
     candidates += [("fallback", NOBODY if root else None)]
     if root:
         candidates.append(("fallback", None))
+    forced = os.environ.get(MODE_ENV)
+    if forced:
+        if forced not in ("namespaces", "fallback"):
+            raise ValueError(f"{MODE_ENV} must be namespaces or fallback, got {forced!r}")
+        candidates = [(mode, uid) for mode, uid in candidates if mode == forced]
     for mode, uid in candidates:
         level = Isolation(mode, uid, {"process_cap": False, "read_only_fs": mode == "namespaces"})
         measured = _probe(level)
@@ -370,8 +400,7 @@ def _probe(level: Isolation) -> Isolation | None:
         "no_network": net == "False",
         "read_only_fs": wrote_tmp == "False",
         "unprivileged": unprivileged,
-        "process_cap": _pids_cgroup_root() is not None
-        or (unprivileged and (namespaces or level.outside_uid == NOBODY)),
+        "process_cap": _pids_cgroup_root() is not None or unprivileged,
         "survivors_killed": True,
     }
     return Isolation(level.mode, level.outside_uid, guarantees)

@@ -119,8 +119,18 @@ def _contained(outcome: Outcome, side: str) -> tuple[str, ...]:
         notes.append(f"{side}: killed at the time limit")
     if outcome.output_truncated:
         notes.append(f"{side}: output cut at the cap")
-    notes += [f"{side}: wrote {path}" for path in outcome.stray_files]
+    for path in outcome.stray_files:  # new since the run started and owned by the command's uid: its own
+        notes.append(f"{side}: removed {path}, written outside its directory")
+        _remove(path)
     return tuple(notes)
+
+
+def _remove(path: str) -> None:
+    target = Path(path)
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def _ended(outcome: Outcome, limits: SandboxLimits) -> str:
