@@ -50,15 +50,15 @@ class SandboxLimits:
         """``cpu_s``, or the whole seconds of ``timeout_s`` plus one: a busy loop ends by the clock, not by CPU."""
         return self.cpu_s if self.cpu_s is not None else int(self.timeout_s) + 1
 
-    def rlimits(self, *, processes: bool) -> dict[str, int]:
-        limits = {
+    def rlimits(self) -> dict[str, int]:
+        """Every cap but processes, which depends on the uid (:func:`_rlimits`)."""
+        return {
             "as": self.memory_mb << 20,
             "cpu": self.cpu_limit_s,
             "fsize": self.file_mb << 20,
             "nofile": self.open_files,
             "core": 0,
         }
-        return {**limits, "nproc": self.processes} if processes else limits
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def _rlimits(limits: SandboxLimits, level: Isolation) -> dict[str, int]:
     """The run's rlimits. ``RLIMIT_NPROC`` counts every process of the uid: in a user namespace that is the run's
     own; sharing our uid (fallback, not root) the cap is added to what the uid already runs; as root it does not
     bind at all (the pids cgroup is the cap there)."""
-    values = limits.rlimits(processes=False)
+    values = limits.rlimits()
     uid = level.outside_uid if level.outside_uid is not None else os.getuid()
     if uid == 0:
         return values

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from themis_rm.bench.best_of_n import BEST_OF_N_FILE
-from themis_rm.bench.report.load import read_json_object
+from themis_rm.bench.report.load import disambiguate_labels, read_json_object
 from themis_rm.bench.report.plots import Plot, new_figure, save_figure
 from themis_rm.bench.report.table import Cell, Table, pct
 from themis_rm.errors import ThemisInputError
@@ -32,6 +32,10 @@ class RerankRun:
     directory: Path
     curves: dict[str, Any]
     settings: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.label
 
     def curve(self, group: str) -> dict[str, list] | None:
         """The curve over all questions (``ALL``) or one language's; None when the run has no such questions."""
@@ -53,10 +57,7 @@ def load_rerank_run(directory: Path) -> RerankRun:
 def load_rerank_runs(directories: list[Path]) -> list[RerankRun]:
     """Every rerank directory; two with one label get their directory name appended."""
     runs = [load_rerank_run(path) for path in directories]
-    labels = [run.label for run in runs]
-    for run in runs:
-        if labels.count(run.label) > 1:
-            run.label = f"{run.label} [{run.directory.name}]"
+    disambiguate_labels(runs)
     return runs
 
 
