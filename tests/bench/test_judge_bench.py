@@ -116,7 +116,7 @@ def test_perturbed_judge_answers_are_tagged_with_their_kind_and_rerun_whole_on_r
     judge_server, tmp_path, open_layout_path
 ):
     _, base_url = judge_server
-    config = _judge_config(tmp_path, base_url, open_layout_path, perturb=("self_praise",))
+    config = _judge_config(tmp_path, base_url, open_layout_path, perturb=("self_praise",), hack_suite=False)
     run_bench(config)
     run_bench(config)  # resumed with every pair checkpointed: the robustness pass runs again
     raw = _raw_lines(config.output)

@@ -352,6 +352,18 @@ def test_perturbations_are_scored_beside_the_clean_run(tiny_model_dir, sample_pa
         assert row["drop"] == pytest.approx(clean - perturbed["overall"]["accuracy"], abs=1e-4)
         assert 0 <= row["unchanged_pairs"] < 12
     assert result.run["robustness"] == robustness["kinds"]
+    # The other half of robustness: the sandbox's hack suites, every installed language, all held.
+    hacks = robustness["sandbox_hack_suite"]
+    assert hacks["cases"] == hacks["held"] > 80 and {"calls/Python", "stdio/Python"} <= set(hacks["suites"])
+    assert result.run["sandbox_hack_suite"]["held"] == hacks["held"]
+    assert set(hacks["toolchains"]) == {"C", "CSharp", "Cpp", "Go", "Java", "JavaScript", "Python", "Ruby"}
+
+
+def test_the_hack_suite_is_left_out_when_asked(tiny_model_dir, sample_pairs, tmp_path):
+    config = _config(tiny_model_dir, sample_pairs, tmp_path / "run", limit=4, perturb=("whitespace",), hack_suite=False)
+    result = run_bench(config)
+    assert result.run["sandbox_hack_suite"] is None
+    assert "sandbox_hack_suite" not in json.loads((tmp_path / "run" / "robustness.json").read_text())
 
 
 def test_unknown_perturbation_is_refused_before_any_scoring(tiny_model_dir, sample_pairs, tmp_path):

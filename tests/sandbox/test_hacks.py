@@ -60,8 +60,11 @@ def test_sandbox_check_cli_reports_isolation_and_every_case_held():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["isolation"]["mode"] == isolation().mode
-    assert report["hack_suite"]["cases"] == report["hack_suite"]["held"] == len(CASES)
-    assert set(report["hack_suite"]["by_case"]) == set(CASES)
+    assert report["cases"] == report["held"] == sum(s["cases"] for s in report["suites"].values())
+    assert set(report["suites"]["calls/Python"]["by_case"]) == set(CASES)
+    covered = {name.split("/")[1] for name in report["suites"] if name.startswith("stdio/")}
+    assert covered == {name for name, chain in report["toolchains"].items() if chain["ok"]} - {"Go", "Ruby", "CSharp"}
+    assert all(reason.startswith("not covered: ") for reason in report["not_covered"].values())
 
 
 def test_forged_marker_and_exit_zero_name_why_they_failed():

@@ -63,6 +63,11 @@ class BenchConfig(ModelConfig):
         "Judge-hacking perturbations to score too (comma list or 'all'): self_praise, fake_tests, "
         "rename_identifiers, whitespace, docstring_inflation, swap_comments.",
     )
+    hack_suite: bool = setting(
+        True,
+        "With --perturb: also run the test sandbox's hack suites (every installed language) and record them in "
+        "robustness.json and run.json.",
+    )
     seed: int = setting(0, "Seed of the perturbations, the random null baseline and the bootstrap.")
     judge_temperature: float = setting(0.0, "--adapter judge: sampling temperature; 0 for reproducible scores.", ge=0)
     judge_seed: int | None = setting(0, "--adapter judge: the request's seed (vLLM honours it per request).")

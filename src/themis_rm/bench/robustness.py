@@ -3,7 +3,7 @@
 Each kind (see :mod:`themis_rm.bench.perturb`) rewrites one or both responses of every pair without changing its
 label; the perturbed pairs are scored exactly like the clean ones and the accuracy drop is reported per kind and
 per aspect. Per-kind ``scores.parquet``/``results.json`` land in ``perturb/<kind>/``; the summary goes to
-``robustness.json`` and into ``run.json``.
+``robustness.json`` and into ``run.json``, with the sandbox hack suites' verdicts (:func:`record_hack_suite`).
 """
 
 from __future__ import annotations
@@ -65,3 +65,15 @@ def run_robustness(
         }
     write_text_atomic(output / "robustness.json", json.dumps({"seed": seed, "kinds": summary}, indent=1) + "\n")
     return summary
+
+
+def record_hack_suite(output: Path) -> dict:
+    """Run the sandbox's hack suites (what an RL policy does to a test harness, the other half of robustness)
+    and add them to ``robustness.json``; returns the totals for ``run.json``."""
+    from themis_rm.sandbox.check import machine_report
+
+    report = machine_report()
+    path = output / "robustness.json"
+    document = json.loads(path.read_text()) if path.exists() else {}
+    write_text_atomic(path, json.dumps({**document, "sandbox_hack_suite": report}, indent=1) + "\n")
+    return {key: report[key] for key in ("cases", "held", "isolation", "missing", "not_covered")}

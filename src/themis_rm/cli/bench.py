@@ -37,6 +37,10 @@ def _bench(config: BenchConfig) -> None:
     wide_console().print(_accuracy_table(result.results))
     if run.get("robustness"):
         wide_console().print(_robustness_table(result.results, run["robustness"]))
+    if run.get("sandbox_hack_suite"):
+        from themis_rm.sandbox.check import describe
+
+        console.print(describe(run["sandbox_hack_suite"]), highlight=False)
 
 
 bench_app.callback(invoke_without_command=True)(config_command(BenchConfig, _bench, on_error=fail, group=True))

@@ -71,7 +71,7 @@ def _decode(tree: Any, depth: int) -> Any:
         if tag == "int":
             return int(_text(body))
         if tag == "float":
-            return _FLOAT_WORDS[body] if body in _FLOAT_WORDS else float.fromhex(_text(body))
+            return _FLOAT_WORDS[body] if body in _FLOAT_WORDS else _float(_text(body))
         if tag == "complex":
             real, imag = body
             return complex(float.fromhex(_text(real)), float.fromhex(_text(imag)))
@@ -85,6 +85,11 @@ def _decode(tree: Any, depth: int) -> Any:
     except (TypeError, ValueError, KeyError) as error:
         raise CodecError(f"bad {tag} element: {error}") from error
     raise CodecError(f"unknown tag {tag!r}")
+
+
+def _float(text: str) -> float:
+    """Python's exact hex form, or a shortest round-trip decimal (what a JavaScript candidate sends)."""
+    return float.fromhex(text) if "0x" in text else float(text)
 
 
 def _text(body: Any) -> str:

@@ -35,11 +35,11 @@ class HackCase:
     requires: str | None = None  # the isolation guarantee that defeats it (where missing, the report says so)
 
 
-def _marker() -> str:
+def marker() -> str:
     return f"themis-hack-{uuid.uuid4().hex[:12]}"
 
 
-def _no_file(path: Path) -> Callable[[], str | None]:
+def no_file(path: Path) -> Callable[[], str | None]:
     def check() -> str | None:
         if path.exists():
             path.unlink()
@@ -49,7 +49,7 @@ def _no_file(path: Path) -> Callable[[], str | None]:
     return check
 
 
-def _no_process(marker: str) -> Callable[[], str | None]:
+def no_process(marker: str) -> Callable[[], str | None]:
     def check() -> str | None:
         survivors = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -67,7 +67,7 @@ def _no_process(marker: str) -> Callable[[], str | None]:
 
 def cases() -> list[HackCase]:
     """The suite, with fresh markers (file names, process arguments) per call."""
-    stray = Path("/tmp") / _marker()
+    stray = Path("/tmp") / marker()
     sleeper = f"31.{uuid.uuid4().int % 10**9}"
     wrong = "def add(a, b):\n    return a - b\n"
     return [
@@ -167,14 +167,14 @@ def cases() -> list[HackCase]:
             "orphan_child",
             "starts a child that should outlive the run, then answers wrong",
             f"import subprocess\nsubprocess.Popen(['sleep', '{sleeper}'])\n" + wrong,
-            after=(_no_process(sleeper),),
+            after=(no_process(sleeper),),
         ),
         HackCase(
             "write_outside",
             "writes a file outside its directory and answers right only if that worked",
             f"def add(a, b):\n    try:\n        open({str(stray)!r}, 'w').write('x')\n    except OSError:\n"
             "        return a - b\n    return a + b\n",
-            after=(_no_file(stray),),
+            after=(no_file(stray),),
         ),
         HackCase(
             "open_socket",
@@ -187,6 +187,72 @@ def cases() -> list[HackCase]:
     ]
 
 
+def js_cases() -> list[HackCase]:
+    """The suite for JavaScript programs under the same Python tests (:data:`TESTS`) and judge: the hacks a
+    JavaScript candidate can attempt (it cannot reach the judge's builtins, tests or frames at all)."""
+    stray = Path("/tmp") / marker()
+    sleeper = f"31.{uuid.uuid4().int % 10**9}"
+    wrong = "function add(a, b) { return a - b; }\n"
+    return [
+        HackCase(
+            "forged_result_marker",
+            "prints a result marker with 7 passes and exits 0 while loading",
+            'process.stdout.write("\\n__THEMIS_RESULT__{\\"passed\\": 7, \\"failed\\": 0}");\n'
+            + wrong
+            + "process.exit(0);\n",
+        ),
+        HackCase("exit_in_test", "process.exit(0) from inside the call", "function add(a, b) { process.exit(0); }\n"),
+        HackCase(
+            "always_equal_object",
+            "returns an object whose valueOf, toString and toJSON pretend to be the answer",
+            "function add(a, b) {\n  return { valueOf: () => a + b, toString: () => String(a + b),"
+            " toJSON: () => a + b };\n}\n",
+        ),
+        HackCase(
+            "forged_answer_frame",
+            "writes a 'passed' frame of its own to the response pipe before answering wrong",
+            "const fs = require('fs');\n"
+            "function add(a, b) {\n  const body = Buffer.from(JSON.stringify({ value: { int: '3' } }));\n"
+            "  const head = Buffer.alloc(4); head.writeUInt32BE(body.length);\n"
+            "  fs.writeSync(Number(process.argv[3]), Buffer.concat([head, body]));\n  return a - b;\n}\n",
+        ),
+        HackCase(
+            "infinite_output",
+            "prints without end instead of answering",
+            "function add(a, b) { for (;;) process.stdout.write('x'.repeat(4096)); }\n",
+        ),
+        HackCase(
+            "sleep_past_timeout",
+            "blocks past the time limit",
+            "function add(a, b) {\n  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);\n"
+            "  return a + b;\n}\n",
+        ),
+        HackCase(
+            "unbounded_memory",
+            "allocates without limit",
+            "function add(a, b) { const blocks = []; for (;;) blocks.push(Buffer.alloc(1 << 26, 1)); }\n",
+        ),
+        HackCase(
+            "orphan_child",
+            "starts a detached child that should outlive the run, then answers wrong",
+            f"require('child_process').spawn('sleep', ['{sleeper}'], {{ detached: true, stdio: 'ignore' }}).unref();\n"
+            + wrong,
+            after=(no_process(sleeper),),
+        ),
+        HackCase(
+            "write_outside",
+            "writes a file outside its directory and answers right only if that worked",
+            "const fs = require('fs');\n"
+            f"function add(a, b) {{\n  try {{ fs.writeFileSync({str(stray)!r}, 'x'); return a + b; }}\n"
+            "  catch (e) { return a - b; }\n}\n",
+            after=(no_file(stray),),
+        ),
+    ]
+
+
+SUITES: dict[str, Callable[[], list[HackCase]]] = {"Python": cases, "JavaScript": js_cases}
+
+
 @dataclass(frozen=True)
 class HackVerdict:
     name: str
@@ -195,19 +261,29 @@ class HackVerdict:
     problems: tuple[str, ...]
 
 
-def run_hack_suite(limits: SandboxLimits = HACK_LIMITS) -> list[HackVerdict]:
-    """Run every case; ``held`` is False where the harness was fooled or containment leaked."""
-    return [judge_case(case, limits) for case in cases()]
+def run_hack_suite(limits: SandboxLimits = HACK_LIMITS, language: str = "Python") -> list[HackVerdict]:
+    """Run every case of ``language``'s suite; ``held`` is False where the harness was fooled or containment
+    leaked."""
+    return [judge_case(case, limits, language) for case in SUITES[language]()]
 
 
-def judge_case(case: HackCase, limits: SandboxLimits = HACK_LIMITS) -> HackVerdict:
+def judge_case(case: HackCase, limits: SandboxLimits = HACK_LIMITS, language: str = "Python") -> HackVerdict:
     """Run one case; a case whose defence this machine lacks (:attr:`HackCase.requires`) says so."""
-    report = run_tests(case.program, "add", TESTS, limits)
+    report = run_tests(case.program, "add", TESTS, limits, language=language)
+    name = case.name if language == "Python" else f"{language}/{case.name}"
+    return verdict(name, report, case.after, case.requires)
+
+
+def verdict(
+    name: str, report: TestReport, after: tuple[Callable[[], str | None], ...], requires: str | None
+) -> HackVerdict:
+    """Held when the run was not scored as passing and every after-check is clean; a leak whose defence this
+    machine lacks (``requires``) says so."""
     problems = [f"scored as passing: {report}"] if report.all_passed else []
-    problems += [problem for check in case.after if (problem := check())]
-    if problems and case.requires in isolation().missing:
-        problems.append(f"this machine's sandbox lacks {case.requires}")
-    return HackVerdict(case.name, not problems, report, tuple(problems))
+    problems += [problem for check in after if (problem := check())]
+    if problems and requires in isolation().missing:
+        problems.append(f"this machine's sandbox lacks {requires}")
+    return HackVerdict(name, not problems, report, tuple(problems))
 
 
 def summary(verdicts: list[HackVerdict]) -> dict:

@@ -141,6 +141,8 @@ def _exec_command(config: dict) -> None:
                 os.set_inheritable(number, False)
     os.chdir(config["cwd"])
     _apply_limits(config["limits"])
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the command gets the defaults back
+        signal.signal(number, signal.SIG_DFL)
     os.execve(config["argv"][0], config["argv"], config["env"])
 
 

@@ -135,6 +135,36 @@ class Running:
         )
 
 
+def contained_notes(outcome: Outcome, side: str) -> tuple[str, ...]:
+    """What the sandbox stopped or cleaned up in one run, for the report; removes the stray files it names."""
+    notes = []
+    if outcome.timed_out:
+        notes.append(f"{side}: killed at the time limit")
+    if outcome.output_truncated:
+        notes.append(f"{side}: output cut at the cap")
+    for path in outcome.stray_files:  # new since the run started and owned by the command's uid: its own
+        notes.append(f"{side}: removed {path}, written outside its directory")
+        _remove(path)
+    return tuple(notes)
+
+
+def _remove(path: str) -> None:
+    target = Path(path)
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def describe_end(outcome: Outcome, timeout_s: float) -> str:
+    """How a run ended, in words: timed out, killed by a signal, or its exit status."""
+    if outcome.timed_out:
+        return f"timed out after {timeout_s:g} s"
+    if outcome.signal:
+        return f"killed by signal {outcome.signal}"
+    return f"exit status {outcome.exit_code}"
+
+
 def start(
     argv: list[str],
     *,

@@ -1,7 +1,9 @@
-"""Run a Python program against its tests: the candidate and the judge in two sandboxes, joined by two pipes.
+"""Run a program against Python test statements: the candidate and the judge in two sandboxes, joined by two pipes.
 
-The verdict is the judge's (:mod:`.py_judge`), read from a pipe only the parent holds; the candidate
-(:mod:`.py_candidate`) only ever answers calls with plain values. See docs/architecture.md, "The test sandbox".
+The verdict is the judge's (:mod:`.py_judge`), read from a pipe only the parent holds; the candidate only ever
+answers calls with plain values. The candidate is the program's own language: :mod:`.py_candidate` for Python,
+``js_candidate.js`` (node) for JavaScript, both speaking :mod:`.wire` frames of :mod:`.codec` values, so the same
+tests and the same judge hold for both. See docs/architecture.md, "The test sandbox".
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from themis_rm.sandbox.process import Outcome, SandboxLimits, make_workdir, start
+from themis_rm.sandbox.process import Outcome, SandboxLimits, contained_notes, describe_end, make_workdir, start
+from themis_rm.sandbox.toolchains import toolchain
 
 HERE = Path(__file__).parent
-JUDGE, CANDIDATE = HERE / "py_judge.py", HERE / "py_candidate.py"
+JUDGE = HERE / "py_judge.py"
+CANDIDATES = {"Python": HERE / "py_candidate.py", "JavaScript": HERE / "js_candidate.js"}
 MARGIN_S = 1.0  # the supervisors' clock runs this much past the judge's, so the judge can still report
 
 
@@ -45,22 +49,29 @@ def run_tests(
     limits: SandboxLimits | None = None,
     *,
     preamble: str = "",
+    language: str = "Python",
 ) -> TestReport:
     """Load ``program`` in a sandboxed candidate process and run each test statement in a sandboxed judge, where
     ``candidate`` (the ``entry_point``) and the program's other functions are calls over a pipe.
 
     ``preamble`` is test-side set-up (imports, constants, helpers) run in the judge before the tests.
+    ``language`` is the program's (one of :data:`CANDIDATES`); the tests are Python either way.
     """
+    if language not in CANDIDATES:
+        raise ValueError(f"test statements run against {', '.join(CANDIDATES)} programs, not {language!r}")
+    chain = toolchain(language)
     limits = limits or SandboxLimits()
     requests_r, requests_w = os.pipe()
     responses_r, responses_w = os.pipe()
     candidate_dir, judge_dir = make_workdir(), make_workdir()
     budget = limits.timeout_s + MARGIN_S
     try:
+        script = str(CANDIDATES[language])
+        argv = chain.argv(chain.run, src=script, out=script, workdir=str(candidate_dir), memory_mb=limits.memory_mb)
         candidate = start(
-            [sys.executable, "-I", str(CANDIDATE), str(requests_r), str(responses_w)],
+            [*argv, str(requests_r), str(responses_w)],
             workdir=candidate_dir,
-            limits=limits,
+            limits=chain.widened(limits),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -98,44 +109,18 @@ def _send_job(process: subprocess.Popen, job: dict) -> None:
 
 
 def _report(judged: Outcome, ran: Outcome, n_tests: int, limits: SandboxLimits) -> TestReport:
-    contained = _contained(judged, "judge") + _contained(ran, "candidate")
+    contained = contained_notes(judged, "judge") + contained_notes(ran, "candidate")
     if judged.setup_error or ran.setup_error:
         return TestReport(0, n_tests, error=f"sandbox: {judged.setup_error or ran.setup_error}", contained=contained)
     try:
         verdict = json.loads(judged.stdout)
     except ValueError:
-        reason = judged.stderr.decode(errors="replace").strip().splitlines()[-1:] or [_ended(judged, limits)]
+        reason = judged.stderr.decode(errors="replace").strip().splitlines()[-1:] or [
+            describe_end(judged, limits.timeout_s)
+        ]
         return TestReport(0, n_tests, error=f"judge: {reason[0][:300]}", contained=contained)
     error = verdict["error"]
     if error is None and ran.stray_files:
         error = f"wrote outside its directory: {', '.join(ran.stray_files[:3])}"
     passed, failed = (0, n_tests) if error and ran.stray_files else (verdict["passed"], verdict["failed"])
     return TestReport(passed, failed, verdict["first_failure"], error, contained)
-
-
-def _contained(outcome: Outcome, side: str) -> tuple[str, ...]:
-    notes = []
-    if outcome.timed_out:
-        notes.append(f"{side}: killed at the time limit")
-    if outcome.output_truncated:
-        notes.append(f"{side}: output cut at the cap")
-    for path in outcome.stray_files:  # new since the run started and owned by the command's uid: its own
-        notes.append(f"{side}: removed {path}, written outside its directory")
-        _remove(path)
-    return tuple(notes)
-
-
-def _remove(path: str) -> None:
-    target = Path(path)
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target, ignore_errors=True)
-    else:
-        target.unlink(missing_ok=True)
-
-
-def _ended(outcome: Outcome, limits: SandboxLimits) -> str:
-    if outcome.timed_out:
-        return f"timed out after {limits.timeout_s:g} s"
-    if outcome.signal:
-        return f"killed by signal {outcome.signal}"
-    return f"exit status {outcome.exit_code}"
