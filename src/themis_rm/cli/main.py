@@ -13,6 +13,7 @@ from themis_rm.cli.bench import bench_app, report, rerank
 from themis_rm.cli.criteria import criteria
 from themis_rm.cli.data import data_app
 from themis_rm.cli.demo import demo
+from themis_rm.cli.reward import reward
 from themis_rm.cli.sandbox import sandbox_app
 from themis_rm.cli.score import score
 from themis_rm.cli.serve import serve
@@ -55,6 +56,7 @@ def main(
 app.command(name="score")(score)
 app.add_typer(bench_app, name="bench")
 app.command(name="rerank")(rerank)
+app.command(name="reward")(reward)
 app.command(name="report")(report)
 app.command(name="criteria")(criteria)
 app.command(name="train")(train)

@@ -15,8 +15,8 @@ no site: it starts in milliseconds and imports nothing the candidate could have 
 
 Either way: the clock is the supervisor's, ``setrlimit`` caps address space, CPU, file size, open files and
 processes (and, where the parent made one, a pids cgroup caps processes whatever the uid), the command gets only
-the file descriptors it was given, and the supervisor's status (exit code or signal, timed out, setup error) goes
-to the parent on a pipe the command never holds.
+the file descriptors it was given, and the supervisor's status (exit code or signal, timed out, setup error, the
+command's CPU seconds and peak resident memory) goes to the parent on a pipe the command never holds.
 """
 
 from __future__ import annotations
@@ -194,18 +194,18 @@ def _reap(block: bool) -> None:
                 return
 
 
-def _wait(pid: int, deadline: float) -> tuple[int | None, bool]:
-    """Wait for ``pid`` until ``deadline``; returns (wait status, timed out)."""
+def _wait(pid: int, deadline: float) -> tuple[int | None, bool, dict]:
+    """Wait for ``pid`` until ``deadline``; returns (wait status, timed out, its resource usage)."""
     pidfd = os.pidfd_open(pid)
     try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None, True
+                return None, True, {}
             ready, _, _ = select.select([pidfd], [], [], remaining)
             if ready:
-                _, status = os.waitpid(pid, 0)
-                return status, False
+                _, status, usage = os.wait4(pid, 0)
+                return status, False, _usage(usage)
     finally:
         os.close(pidfd)
 
@@ -228,11 +228,18 @@ def _namespace_init(config: dict, ready_w: int) -> None:
     command = os.fork()
     if command == 0:
         _exec_command(config)
+    usage_w = config["_usage_w"]
     while True:  # as init we reap every orphan; the command's end ends the namespace
-        pid, status = os.waitpid(-1, 0)
+        pid, status, usage = os.wait4(-1, 0)
         if pid == command:
+            os.write(usage_w, json.dumps(_usage(usage)).encode())
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
             os._exit(code)
+
+
+def _usage(usage: resource.struct_rusage) -> dict:
+    """The command's own CPU seconds and peak resident memory (its waited-for children included)."""
+    return {"cpu_s": round(usage.ru_utime + usage.ru_stime, 6), "max_rss_kb": usage.ru_maxrss}
 
 
 def _enter_namespaces(config: dict, go_r: int, mapped_w: int) -> None:
@@ -257,7 +264,8 @@ def _run_in_namespaces(config: dict) -> dict:
     unshared_r, unshared_w = os.pipe()
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()
-    config["_ready_w"] = ready_w
+    usage_r, usage_w = os.pipe()
+    config["_ready_w"], config["_usage_w"] = ready_w, usage_w
     child = os.fork()
     if child == 0:
         try:
@@ -265,6 +273,7 @@ def _run_in_namespaces(config: dict) -> dict:
             os.close(unshared_r)
             os.close(go_w)
             os.close(ready_r)
+            os.close(usage_r)
             _enter_namespaces(config, go_r, unshared_w)
         except BaseException as error:  # report any setup failure, then leave
             os.write(2, f"themis sandbox setup: {error}\n".encode())
@@ -272,6 +281,7 @@ def _run_in_namespaces(config: dict) -> dict:
     os.close(unshared_w)
     os.close(go_r)
     os.close(ready_w)
+    os.close(usage_w)
     deadline = time.monotonic() + config["timeout_s"]
     try:
         if os.read(unshared_r, 1) != b"u":
@@ -290,11 +300,22 @@ def _run_in_namespaces(config: dict) -> dict:
             os.kill(child, signal.SIGKILL)
         _, status = os.waitpid(child, 0)
         return {"setup_error": str(error), **_outcome(None, False)}
-    status, timed_out = _wait(child, deadline)
+    status, timed_out, _ = _wait(child, deadline)
     if timed_out:
         os.kill(child, signal.SIGKILL)  # PDEATHSIG takes init with it, and the kernel the whole namespace
         os.waitpid(child, 0)
-    return {"setup_error": None, **view, **_outcome(status, timed_out)}
+    usage = _read_all(usage_r)  # init's account of the command alone (empty when it was killed)
+    return {"setup_error": None, **view, **_outcome(status, timed_out), **(json.loads(usage) if usage else {})}
+
+
+def _read_all(fd: int) -> bytes:
+    data = b""
+    try:
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
 
 
 def _read_line(fd: int) -> dict | None:
@@ -326,13 +347,13 @@ def _run_with_subreaper(config: dict) -> dict:
         except BaseException as error:
             os.write(2, f"themis sandbox setup: {error}\n".encode())
         os._exit(EXIT_SETUP)
-    status, timed_out = _wait(command, deadline)
+    status, timed_out, usage = _wait(command, deadline)
     killed = _kill_tree()
     if timed_out:
         with contextlib.suppress(ChildProcessError):
             _, status = os.waitpid(command, 0)
         status = None
-    return {"setup_error": None, "killed": killed, **_outcome(status, timed_out)}
+    return {"setup_error": None, "killed": killed, **_outcome(status, timed_out), **usage}
 
 
 def main() -> None:

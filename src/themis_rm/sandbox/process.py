@@ -101,6 +101,8 @@ class Outcome:
     stderr: bytes = b""
     output_truncated: bool = False
     stray_files: tuple[str, ...] = ()
+    cpu_s: float | None = None  # the command's user + system CPU, from the kernel (None when it was killed)
+    max_rss_kb: int | None = None  # its peak resident memory
 
 
 class Running:
@@ -132,6 +134,8 @@ class Running:
             stderr=stderr,
             output_truncated=truncated,
             stray_files=strays,
+            cpu_s=status.get("cpu_s"),
+            max_rss_kb=status.get("max_rss_kb"),
         )
 
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from themis_rm.sandbox.process import Outcome, SandboxLimits, contained_notes, describe_end, make_workdir, start
@@ -36,6 +36,13 @@ class TestReport:
     first_failure: dict | None = None
     error: str | None = None  # the program failed to load, exited, hung, or the sandbox refused it
     contained: tuple[str, ...] = ()  # what the sandbox stopped or cleaned up: files outside, timeouts, output
+    cpu_s: float | None = None  # the program's CPU seconds, measured by the kernel (the candidate side only)
+    peak_memory_mb: float | None = None  # the program's peak resident memory
+
+    def costs(self, cpu_s: float | None, max_rss_kb: int | None) -> TestReport:
+        """This report with the program's measured costs."""
+        peak = round(max_rss_kb / 1024, 3) if max_rss_kb is not None else None
+        return replace(self, cpu_s=cpu_s, peak_memory_mb=peak)
 
     @property
     def all_passed(self) -> bool:
@@ -97,7 +104,7 @@ def run_tests(
     finally:
         shutil.rmtree(candidate_dir, ignore_errors=True)
         shutil.rmtree(judge_dir, ignore_errors=True)
-    return _report(judged, ran, len(tests), limits)
+    return _report(judged, ran, len(tests), limits).costs(ran.cpu_s, ran.max_rss_kb)
 
 
 def _send_job(process: subprocess.Popen, job: dict) -> None:

@@ -156,9 +156,12 @@ def _run_cases(
     run_limits = chain.widened(limits)
     argv = chain.argv(chain.run, src=built.src, out=built.out, workdir=str(build), memory_mb=limits.memory_mb)
     passed, first_failure, error = 0, None, None
+    cpu, rss = [], []
     for index, case in enumerate(cases):
         outcome = _run_case(argv, case, run_limits, limits.timeout_s)
         notes += contained_notes(outcome, f"case {index}")
+        cpu.append(outcome.cpu_s)
+        rss.append(outcome.max_rss_kb)
         reason = _failure(outcome, case, compare, limits.timeout_s)
         if reason is None:
             passed += 1
@@ -177,7 +180,9 @@ def _run_cases(
             error = f"wrote outside its directory: {', '.join(outcome.stray_files[:3])}"
             passed = 0
             break
-    return TestReport(passed, len(cases) - passed, first_failure, error, notes)
+    report = TestReport(passed, len(cases) - passed, first_failure, error, notes)
+    measured = None not in cpu and None not in rss  # every case ran to its end
+    return report.costs(round(sum(cpu), 6), max(rss)) if measured and cpu else report
 
 
 def _run_case(argv: list[str], case: IOCase, limits: SandboxLimits, timeout_s: float) -> Outcome:
