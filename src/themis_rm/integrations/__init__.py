@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "ThemisReward": "themis_rm.integrations.trl",
+        "ThemisCompositeReward": "themis_rm.integrations.trl",
         "trl_inputs": "themis_rm.integrations.trl",
         "HttpBackend": "themis_rm.integrations.backends",
         "LocalBackend": "themis_rm.integrations.backends",

@@ -38,9 +38,33 @@ class RewardClientConfig:
         DEFAULT_END_MARKERS, "OpenRLHF: end-of-turn/padding strings stripped from turns (comma-separated in env)."
     )
 
+    reward_spec: str | None = setting(
+        None,
+        "A composite reward spec (themis reward's) scored in this process: the reward is its composite (rm + "
+        "tests + analysers); `model` fills its rm.model when it names none.",
+    )
+    composite: bool = setting(
+        False, "With url: the reward is the composite of the server's --reward-spec (POST /v1/group_rewards)."
+    )
+
     def problems(self) -> Iterator[str]:
-        if (self.url is None) == (self.model is None):
-            yield f"give exactly one of url or model (keyword, or ${ENV_PREFIX}URL / ${ENV_PREFIX}MODEL)"
+        local = self.model is not None or self.reward_spec is not None
+        if (self.url is None) == (not local):
+            yield (
+                f"give exactly one of url or model/reward_spec (keyword, or ${ENV_PREFIX}URL / ${ENV_PREFIX}MODEL / "
+                f"${ENV_PREFIX}REWARD_SPEC)"
+            )
+        if self.url is not None and self.reward_spec is not None:
+            yield (
+                "reward_spec is scored in this process; a server runs its own (themis serve --reward-spec): set "
+                "composite instead"
+            )
+        if self.composite and self.url is None:
+            yield "composite reads a server's /v1/group_rewards: give url (or reward_spec to score in this process)"
+
+    @property
+    def wants_composite(self) -> bool:
+        return self.composite or self.reward_spec is not None
 
 
 def client_config(**overrides: Any) -> RewardClientConfig:

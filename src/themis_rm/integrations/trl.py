@@ -64,6 +64,71 @@ class ThemisReward:
         return f"ThemisReward({self.__name__}, backend={type(self.backend).__name__})"
 
 
+class ThemisCompositeReward:
+    """A TRL reward function returning the composite reward (rm + tests + analysers) of a spec.
+
+    The tests come from the dataset's columns, which TRL passes as keywords (``tests`` + ``entry_point``, or
+    ``io_cases``/``input_output``; see :mod:`themis_rm.integrations.composite`); each prompt's generations are
+    one group. :meth:`components` gives one reward function per component instead, for ``reward_funcs=[...]``
+    with ``reward_weights`` (TRL then logs each; the batch is scored once and shared).
+    """
+
+    __name__ = "themis_composite"
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self._last: tuple[tuple, tuple[list[float], dict]] | None = None
+
+    @classmethod
+    def local(cls, spec: str, *, model: str | None = None, scorer=None) -> ThemisCompositeReward:
+        """Score in the training process: ``spec`` is a reward spec file (``model`` fills its rm.model)."""
+        from themis_rm.integrations.composite import LocalComposite
+
+        return cls(LocalComposite.from_spec(spec, model=model, scorer=scorer))
+
+    @classmethod
+    def remote(cls, url: str | None = None, **client: Any) -> ThemisCompositeReward:
+        """Score on a ``themis serve --reward-spec`` at ``url`` (``POST /v1/group_rewards``)."""
+        from themis_rm.integrations.composite import composite_from
+
+        return cls(composite_from(client_config(url=url, composite=True, **client)))
+
+    def scored(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> tuple[list[float], dict]:
+        """(rewards, {component: normalised values}) of a batch; the last batch is remembered, so the
+        per-component functions of one step score it once."""
+        from themis_rm.integrations.composite import GROUP_FIELDS, composite_rewards
+
+        conversations, responses = trl_inputs(prompts, completions)
+        columns = {key: kwargs[key] for key in GROUP_FIELDS if key in kwargs}
+        fields = [{key: values[i] for key, values in columns.items()} for i in range(len(responses))]
+        key = (repr(conversations), tuple(responses), repr(fields))
+        if self._last is None or self._last[0] != key:
+            self._last = (key, composite_rewards(self.backend, conversations, responses, fields))
+        return self._last[1]
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        return self.scored(prompts, completions, **kwargs)[0]
+
+    def components(self, labels: Sequence[str]) -> list[ComponentReward]:
+        """One TRL reward function per component label (``rm:functional``, ``tests``, ``static:ruff``)."""
+        return [ComponentReward(self, label) for label in labels]
+
+
+class ComponentReward:
+    """One component of a :class:`ThemisCompositeReward`, as its own TRL reward function (None where the
+    component does not apply: TRL skips those in its weighted sum)."""
+
+    def __init__(self, composite: ThemisCompositeReward, label: str) -> None:
+        self.composite, self.label = composite, label
+        self.__name__ = "themis_" + label.replace(":", "_").replace(",", "+")
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        _, components = self.composite.scored(prompts, completions, **kwargs)
+        if self.label not in components:
+            raise KeyError(f"the spec has no component {self.label!r}; it has {', '.join(components)}")
+        return components[self.label]
+
+
 def trl_inputs(prompts: Sequence[Any], completions: Sequence[Any]) -> tuple[list[Prompt], list[str]]:
     """TRL's (prompts, completions) as (prompt turns or text, response text); see the module docstring."""
     conversations: list[Prompt] = []

@@ -10,6 +10,11 @@ or the chat turns; the key is ``prompt_key``). Configuration comes from ``reward
     +reward.custom_reward_function.reward_kwargs.url=http://rm-host:8000
     +reward.custom_reward_function.reward_kwargs.criteria=security
 
+With ``reward_kwargs.reward_spec`` (a spec scored in the worker) or ``url`` + ``composite=true`` (a server's
+``--reward-spec``), the reward is the composite of rm, tests and analysers; each sample's tests come from
+``extra_info`` (``tests`` + ``entry_point``, ``io_cases``, ...) or an APPS-style ``ground_truth`` (``{"inputs": [...],
+"outputs": [...]}``), and ``compute_score_batch`` groups a prompt's consecutive samples.
+
 ``compute_score_batch`` is the batched form (``data_sources, solution_strs, ground_truths, extra_infos``) that
 verl's ``batch`` reward manager called before 0.7.1. verl's own reward-model path (``reward.reward_model``, the
 ``/classify`` endpoint) needs nothing from here: point it at ``themis serve`` (docs/serve.md).
@@ -18,11 +23,13 @@ verl's ``batch`` reward manager called before 0.7.1. verl's own reward-model pat
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from themis_rm.conversation import plain_turns
 from themis_rm.integrations.backends import backend_from
+from themis_rm.integrations.composite import GROUP_FIELDS, composite_from, composite_rewards
 from themis_rm.integrations.config import RewardClientConfig, client_config
 from themis_rm.pairs import Prompt
 
@@ -48,7 +55,28 @@ def compute_score_batch(
     ignored."""
     config = client_config(**{key: value for key, value in kwargs.items() if key in _FIELDS})
     prompts = [_prompt(info, config.prompt_key, i) for i, info in enumerate(extra_infos)]
+    if config.wants_composite:
+        fields = [_group_fields(info, truth) for info, truth in zip(extra_infos, ground_truths, strict=True)]
+        return composite_rewards(composite_from(config), prompts, list(solution_strs), fields)[0]
     return backend_from(config).score(prompts, list(solution_strs), [config.criteria])[:, 0].tolist()
+
+
+def _group_fields(extra_info: dict | None, ground_truth: Any) -> dict:
+    """A sample's tests: ``extra_info``'s group fields, else an APPS-style ``ground_truth`` (``{"inputs": [...],
+    "outputs": [...]}``, or its JSON) as input/output cases."""
+    fields = {key: value for key, value in (extra_info or {}).items() if key in GROUP_FIELDS}
+    truth = ground_truth
+    if isinstance(truth, str) and truth.lstrip().startswith("{"):
+        try:
+            truth = json.loads(truth)
+        except ValueError:
+            truth = None
+    if isinstance(truth, dict) and "inputs" in truth and "outputs" in truth and not fields.keys() & _TEST_KEYS:
+        fields["input_output"] = {"inputs": list(truth["inputs"]), "outputs": list(truth["outputs"])}
+    return fields
+
+
+_TEST_KEYS = {"tests", "test", "io_cases", "input_output"}
 
 
 def _prompt(extra_info: dict | None, key: str, index: int) -> Prompt:

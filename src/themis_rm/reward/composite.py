@@ -110,11 +110,21 @@ class CompositeReward:
     ) -> list[GroupReward]:
         """Rewards for every group; ``progress(stage, done, total)`` is told of the model and sandbox work."""
         self.check(groups)
+        rm = {component.label: self._rm(component, groups, progress) for component in self.spec.of_kind("rm")}
+        return self.score_with(groups, rm, progress)
+
+    def score_with(
+        self,
+        groups: Sequence[RewardGroup],
+        rm: dict[str, list[float | None]],
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> list[GroupReward]:
+        """:meth:`score` with the rm components' raw values already computed (``{label: one per candidate}``,
+        flat over the groups): the server scores them through its batcher, then calls this off the event loop."""
+        self.check(groups)
         spans = _spans(groups)
-        raw: dict[str, list[float | None]] = {}
+        raw: dict[str, list[float | None]] = dict(rm)
         evidence: dict[str, list[dict]] = {}
-        for component in self.spec.of_kind("rm"):
-            raw[component.label] = self._rm(component, groups, progress)
         for component in self.spec.of_kind("static"):
             results = self._static(component, groups)
             raw[component.label] = [r.value for r in results]

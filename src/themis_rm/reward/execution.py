@@ -58,6 +58,7 @@ class LocalExecutor:
     def __init__(self, spec: ExecutionSpec) -> None:
         self.spec = spec
         self.limits = SandboxLimits(timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)
+        self.jobs = JobPool(spec.workers)
 
     def check(self, groups: Sequence[RewardGroup]) -> None:
         found = available()
@@ -74,7 +75,7 @@ class LocalExecutor:
         raise_unrunnable(problems, self.name)
 
     def run(self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None) -> list[TestReport]:
-        return run_in_pool(self._run_one, jobs, self.spec.workers, progress)
+        return self.jobs.map(self._run_one, jobs, progress)
 
     def _run_one(self, job: Job) -> TestReport:
         runs = [self._once(job) for _ in range(self.spec.repeats)]
@@ -108,16 +109,22 @@ def _median_costs(runs: list[TestReport]) -> TestReport:
     )
 
 
-def run_in_pool(function, jobs: Sequence, workers: int, progress: Callable[[int], None] | None) -> list:
-    """``function`` over ``jobs`` in ``workers`` threads (each job is a subprocess or a request), in order."""
-    results: list = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(function, job): index for index, job in enumerate(jobs)}
-        for future, index in futures.items():
-            results[index] = future.result()
+class JobPool:
+    """One thread pool per backend (each job is a subprocess or a request), shared by every call: concurrent
+    callers (the server's requests) together never run more than ``workers`` jobs at once."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="themis-reward")
+
+    def map(self, function, jobs: Sequence, progress: Callable[[int], None] | None) -> list:
+        """``function`` over ``jobs``, results in order."""
+        futures = [self.pool.submit(function, job) for job in jobs]
+        results = []
+        for future in futures:
+            results.append(future.result())
             if progress is not None:
                 progress(1)
-    return results
+        return results
 
 
 def raise_unrunnable(problems: dict[str, list[str]], backend: str) -> None:

@@ -60,7 +60,7 @@ def extract_program(completion: str) -> str:
     return blocks[-1][1] if blocks else completion
 
 
-def _parse_group(v: RowValidator) -> RewardGroup:
+def parse_group(v: RowValidator) -> RewardGroup:
     record = v.record
     completions = record.get("completions")
     if not isinstance(completions, list) or not completions or not all(isinstance(c, str) for c in completions):
@@ -131,4 +131,4 @@ def _apps_cases(v: RowValidator) -> list[IOCase]:
 
 def load_groups(source: str | Path, *, skip_invalid: bool = False, **read_options) -> LoadedRows:
     """Read and validate groups; a bad row names the file, the row and the field."""
-    return load_rows(source, _parse_group, skip_invalid, **read_options)
+    return load_rows(source, parse_group, skip_invalid, **read_options)

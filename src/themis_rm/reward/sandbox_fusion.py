@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from themis_rm.errors import ThemisInputError
-from themis_rm.reward.execution import Job, raise_unrunnable, run_in_pool
+from themis_rm.reward.execution import Job, JobPool, raise_unrunnable
 from themis_rm.reward.groups import RewardGroup
 from themis_rm.reward.spec import ExecutionSpec
 from themis_rm.sandbox import TestReport
@@ -48,6 +48,7 @@ class SandboxFusionExecutor:
         self.spec = spec
         self.url = spec.url.rstrip("/") + "/run_code"
         self.http = httpx.Client(timeout=spec.request_timeout_s)
+        self.jobs = JobPool(spec.workers)
 
     def check(self, groups: Sequence[RewardGroup]) -> None:
         problems: dict[str, list[str]] = {}
@@ -60,7 +61,7 @@ class SandboxFusionExecutor:
         raise_unrunnable(problems, self.name)
 
     def run(self, jobs: Sequence[Job], progress: Callable[[int], None] | None = None) -> list[TestReport]:
-        return run_in_pool(self._run_one, jobs, self.spec.workers, progress)
+        return self.jobs.map(self._run_one, jobs, progress)
 
     def _run_one(self, job: Job) -> TestReport:
         cases = job.group.io_cases or []

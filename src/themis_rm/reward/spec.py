@@ -140,10 +140,16 @@ class RewardSpec:
             yield "execution.url is required with backend sandbox_fusion"
 
 
-def load_reward_spec(source: str | Path | Mapping[str, Any]) -> RewardSpec:
-    """A spec from a YAML/TOML/JSON file or an already-read mapping; every problem is raised at once."""
+def load_reward_spec(source: str | Path | Mapping[str, Any], *, model: str | None = None) -> RewardSpec:
+    """A spec from a YAML/TOML/JSON file or an already-read mapping; every problem is raised at once.
+
+    ``model``: the reward model when the spec names none (``themis serve --reward-spec``: the served one).
+    """
     where = f" {source}" if not isinstance(source, Mapping) else ""
     data = dict(source) if isinstance(source, Mapping) else _read(Path(source))
+    if model is not None:
+        rm = data.get("rm") if isinstance(data.get("rm"), Mapping) else {}
+        data["rm"] = {**rm, "model": rm.get("model") or model}
     problems: list[str] = []
     items = data.pop("components", None)
     if not isinstance(items, list):

@@ -2,11 +2,12 @@
 
 Endpoints: ``POST /get_reward`` (OpenRLHF), ``POST /v1/rewards`` (structured, several criteria per call), vLLM's
 pooling API (``/classify`` as verl calls it, ``/score``, ``/rerank``, ``/pooling``, ``GET /v1/models``; in
-:mod:`.vllm_routes`), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
+:mod:`.vllm_routes`), ``POST /v1/group_rewards`` with ``--reward-spec`` (composite rewards of a GRPO group; in
+:mod:`.group_rewards`), ``GET /health``, ``GET /metrics`` (Prometheus). Requests pass, outermost
 first: request id -> metrics -> bearer token (401) -> body limit (413) -> cancel on disconnect -> routing and
 JSON validation (422) -> the service (413 too many items or tokens, 503 (or 429) queue full, 503 shutting down or
-timed out). Nothing from a request is ever executed:
-templates are the reward model's own, and policy strings are only split on plain-string markers.
+timed out). Nothing from a request is ever executed in this process: templates are the reward model's own, policy
+strings are only split on plain-string markers, and /v1/group_rewards runs candidates in sandboxed processes only.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     are validated here, as :func:`.settings.load_settings` validates those from flags, YAML and the environment.
     """
     validate_config(settings)
+    spec = None
+    if settings.reward_spec is not None:  # a bad spec fails before the model loads
+        from themis_rm.serve import group_rewards
+
+        spec = group_rewards.load_spec(settings)
     service = service or RewardService.from_settings(settings)
 
     @asynccontextmanager
@@ -63,6 +69,9 @@ def create_app(settings: ServeSettings, service: RewardService | None = None) ->
     install_error_handlers(app, settings.retry_after_s, service.metrics.reject, settings.queue_full_status)
     app.include_router(router)
     app.include_router(vllm_routes.router)
+    if spec is not None:
+        app.state.composite = group_rewards.build_composite(spec, service)
+        app.include_router(group_rewards.router)
     app.add_middleware(CancelOnDisconnect, on_abandon=service.count_abandoned)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, count_reject=service.metrics.reject)
     if settings.api_key is not None:

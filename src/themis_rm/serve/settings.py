@@ -70,6 +70,12 @@ class ServeSettings:
     )
     prompt_pack: str | None = setting(None, PROMPT_PACK_HELP, deprecated=("--prompts",))
     criteria_file: Path | None = setting(None, CRITERIA_FILE_HELP)
+    reward_spec: Path | None = setting(
+        None,
+        "A composite reward spec (themis reward's): adds POST /v1/group_rewards, which takes one GRPO group "
+        "(prompt, completions, tests) and answers the scalars and the components; its rm components score with "
+        "this server's model.",
+    )
     dtype: str = setting("auto", "auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")
     device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
     max_length: int = setting(
