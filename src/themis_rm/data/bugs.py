@@ -30,10 +30,12 @@ from importlib import resources
 from pathlib import Path
 
 from themis_rm.config import setting, validate_config
+from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS, builtin_aliases
 from themis_rm.data.mutate import OPERATORS, mutants
 from themis_rm.errors import MissingExtraError, ThemisInputError
 from themis_rm.sandbox import SandboxLimits, TestReport, run_tests
 
+ORACLE_NAMES = (*CRITERIA, *sorted(a for names in builtin_aliases().values() for a in names), "all", "full")
 PROMPT_TEMPLATE = "Complete the following Python function.\n\n```python\n{prompt}```"
 
 
@@ -62,6 +64,15 @@ class MutateConfig:
     limit: int | None = setting(None, "First N problems only.")
     seed: int = setting(0, "Seed of the mutant sample and the split.")
     workers: int = setting(2, "Test runs at once (threads waiting on sandboxed subprocesses).", ge=1)
+    criteria: tuple[str, ...] = setting(
+        ("functional",),
+        "Oracles to run (comma list): functional (the tests fail a mutant), runtime (slower on scaled inputs, "
+        "tested for significance), memory (larger tracemalloc peak), security (bandit flags the insecure side "
+        "of a seed task), readability (new ruff findings, no maintainability gain), or all.",
+        choices=ORACLE_NAMES,
+    )
+    oracle_variants: int = setting(2, "Rewrites tried per problem and criterion by the non-functional oracles.", ge=1)
+    conflict_timing: bool = setting(True, "Time memory pairs too, tagging those whose larger side is faster.")
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -106,31 +117,82 @@ def split_tests(test_code: str) -> tuple[str, list[str]]:
 
 def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = None) -> dict:
     """Build verified pairs and rerank lists; returns the stats written to ``stats.json``."""
+    from themis_rm.data.oracles.verify import resolve_criteria
+
     validate_config(config)
+    criteria = resolve_criteria(config.criteria)
     problems = load_problems(config.problems)[: config.limit]
     rng = random.Random(config.seed)
     stats: Counter = Counter()
     records = []
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:  # threads only wait on sandbox subprocesses
-        for problem, result in zip(
-            problems, pool.map(lambda p: _verify(p, config, rng_for(config.seed, p)), problems), strict=True
-        ):
-            stats.update(result["stats"])
-            if result["reference"] is not None:
-                records.append((problem, result))
-            if progress:
-                progress(1)
-    heldout = set(rng.sample([p.task_id for p, _ in records], round(len(records) * config.holdout_fraction)))
+    if FUNCTIONAL_CORRECTNESS in criteria:
+        with ThreadPoolExecutor(max_workers=config.workers) as pool:  # threads only wait on sandbox subprocesses
+            for problem, result in zip(
+                problems, pool.map(lambda p: _verify(p, config, rng_for(config.seed, p)), problems), strict=True
+            ):
+                stats.update(result["stats"])
+                if result["reference"] is not None:
+                    records.append((problem, result))
+                if progress:
+                    progress(1)
+        split_ids = [p.task_id for p, _ in records]
+    else:
+        split_ids = [p.task_id for p in problems]
+    heldout = set(rng.sample(split_ids, round(len(split_ids) * config.holdout_fraction)))
+    oracle = _oracle_pairs(problems, criteria, config, stats)
     config.output.mkdir(parents=True, exist_ok=True)
     for split in ("train", "heldout"):
         chosen = [(p, r) for p, r in records if (p.task_id in heldout) == (split == "heldout")]
-        _write_jsonl(config.output / f"{split}_pairs.jsonl", [pair for p, r in chosen for pair in _pairs(p, r)])
+        extra = [pair for pair in oracle if _is_heldout(pair, heldout, config) == (split == "heldout")]
+        pairs = [pair for p, r in chosen for pair in _pairs(p, r)] + extra
+        _write_jsonl(config.output / f"{split}_pairs.jsonl", pairs)
         _write_jsonl(config.output / f"{split}_rerank.jsonl", [_rerank_row(p, r) for p, r in chosen])
         stats[f"{split}_problems"] = len(chosen)
-        stats[f"{split}_pairs"] = sum(len(r["kept"]) for _, r in chosen)
-    summary = {"problems": len(problems), **dict(sorted(stats.items()))}
+        stats[f"{split}_pairs"] = len(pairs)
+        for aspect, count in Counter(pair["aspect"] for pair in pairs).items():
+            stats[f"{split}_pairs_{aspect}"] = count
+    summary = {"problems": len(problems), "criteria": list(criteria), **dict(sorted(stats.items()))}
     (config.output / "stats.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
+
+
+def _oracle_pairs(problems: list[Problem], criteria: tuple[str, ...], config: MutateConfig, stats: Counter) -> list:
+    """Pairs from the runtime, memory, readability (per problem) and security (seed tasks) oracles."""
+    from themis_rm.data.oracles.security import TASKS
+    from themis_rm.data.oracles.verify import (
+        ORACLE_CRITERIA,
+        SECURITY,
+        OracleConfig,
+        tag_conflicts,
+        verify_problem,
+        verify_security_tasks,
+    )
+
+    per_problem = [c for c in criteria if c in ORACLE_CRITERIA and c != SECURITY]
+    oracle_config = OracleConfig(
+        limits=config.limits, max_variants=config.oracle_variants, conflict_timing=config.conflict_timing
+    )
+    pairs: list[dict] = []
+    if per_problem:
+        with ThreadPoolExecutor(max_workers=config.workers) as pool:
+            for result in pool.map(lambda p: verify_problem(p, per_problem, oracle_config), problems):
+                pairs += result.pairs
+                stats.update(result.stats)
+    if SECURITY in criteria:
+        result = verify_security_tasks(TASKS, oracle_config)
+        pairs += result.pairs
+        stats.update(result.stats)
+    return tag_conflicts(pairs)
+
+
+def _is_heldout(pair: dict, heldout: set[str], config: MutateConfig) -> bool:
+    """A pair's split: its problem's, or (seed tasks, which are not problems) a seeded draw of its task."""
+    task = pair["evidence"].get("task_id", "")
+    if task in heldout:
+        return True
+    if task.startswith("SECURE/"):
+        return random.Random(f"{config.seed}:{task}").random() < config.holdout_fraction
+    return False
 
 
 def rng_for(seed: int, problem: Problem) -> random.Random:
