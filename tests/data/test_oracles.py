@@ -89,7 +89,7 @@ def test_readability_pairs_add_ruff_findings_and_an_unchanged_rewrite_is_refused
     code = "def f(numbers):\n    total = 0\n    for value in numbers:\n        total += value\n    return total\n"
     problem = _problem("T/sum", code, "f", ["assert candidate([1, 2]) == 3"])
     pairs = {p["evidence"]["operator"]: p for p in verify_problem(problem, [READABILITY], CONFIG).pairs}
-    assert "E741" in pairs["ambiguous_names"]["evidence"]["ruff_variant"]
+    assert "E741" in pairs["ambiguous_names"]["evidence"]["ruff_new_codes"]
     assert pairs["ambiguous_names"]["evidence"]["ruff_new_findings"] >= 1
     same = Variant(READABILITY, "none", 0, code, code)
     kept, evidence = _readability(same, CONFIG.readability)
@@ -156,3 +156,9 @@ def test_mutate_with_every_oracle_writes_pairs_of_each_criterion_with_evidence(t
     assert stats["criteria"][0] == "Functional_Correctness" and stats[f"train_pairs_{RUNTIME}"] >= 1
     bad = CliRunner().invoke(app, ["data", "mutate", "-o", str(out), "--criteria", "speed"])
     assert bad.exit_code == 2 and "--criteria must be one of" in bad.output
+
+
+def test_renaming_leaves_names_that_nested_scopes_bind_as_parameters():
+    code = "def f(words):\n    table = {'a': 1}\n    return sorted([x for x in words], key=lambda x: table[x])\n"
+    (variant,) = [v for v in variants(code, "f", READABILITY) if v.operator == "ambiguous_names"]
+    assert "key=lambda x: l[x]" in variant.code and "for x in words" in variant.code

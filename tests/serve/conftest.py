@@ -93,3 +93,13 @@ def model_gate() -> Iterator[tuple[Callable[[], None], threading.Event, threadin
 
     yield hook, entered, release
     release.set()
+
+
+@pytest.fixture(scope="session")
+def policy_dir(tmp_path_factory, qwen_tokenizer):
+    """A tiny random causal-LM policy for the RL frameworks' own trainers."""
+    from themis_rm.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(
+        tmp_path_factory.mktemp("policy"), tokenizer=qwen_tokenizer, hidden_size=32, num_layers=1
+    )

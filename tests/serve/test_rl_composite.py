@@ -14,9 +14,10 @@ pytest.importorskip("trl", reason="trl is in the rl-clients extra (`make venv`)"
 import trl
 from datasets import Dataset
 
+from tests.serve.test_rl_trl import two_step_grpo_args
+
 from themis_rm.integrations import ThemisCompositeReward
 from themis_rm.integrations.composite import LocalComposite, group_samples
-from themis_rm.tiny import build_tiny_causal_lm
 
 SPEC = """\
 components:
@@ -41,13 +42,6 @@ class Recorded:
         return records
 
 
-@pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory, qwen_tokenizer):
-    return build_tiny_causal_lm(
-        tmp_path_factory.mktemp("policy"), tokenizer=qwen_tokenizer, hidden_size=32, num_layers=1
-    )
-
-
 @pytest.fixture
 def spec_path(tmp_path):
     path = tmp_path / "spec.yaml"
@@ -64,22 +58,7 @@ def test_grpo_trains_on_the_composite_reward_in_process_and_from_a_server(
     local.backend, remote.backend = Recorded(local.backend), Recorded(remote.backend)
     (tests_only,) = remote.components(["tests"])
     dataset = Dataset.from_list([{"prompt": _prompt(i), "tests": TESTS, "entry_point": "add"} for i in range(4)])
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=2,
-        logging_steps=1,
-        learning_rate=1e-3,
-        reward_weights=[1.0, 0.5],
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        disable_tqdm=True,
-    )
+    args = two_step_grpo_args(tmp_path, reward_weights=[1.0, 0.5])
     trainer = trl.GRPOTrainer(model=str(policy_dir), reward_funcs=[local, tests_only], args=args, train_dataset=dataset)
     trainer.train()
 

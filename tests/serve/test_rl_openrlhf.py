@@ -33,13 +33,13 @@ class FixedGeneration:
         return types.SimpleNamespace(outputs=[output])
 
 
-def rollout(executor, tokenizer, prompt_text: str, response: str) -> dict:
+def rollout(executor, tokenizer, prompt_text: str, response: str, label: str = "label") -> dict:
     """One OpenRLHF single-turn rollout: the prompt rendered by the policy template, then the fixed response."""
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [
         tokenizer.convert_tokens_to_ids("<|im_end|>")
     ]
     params = types.SimpleNamespace(max_tokens=256, logprobs=None)
-    run = executor.execute(prompt_text, "label", params, 2048, tokenizer, FixedGeneration(response_ids))
+    run = executor.execute(prompt_text, label, params, 2048, tokenizer, FixedGeneration(response_ids))
     return asyncio.run(run)
 
 
@@ -84,3 +84,25 @@ def test_openrlhf_reward_func_file_scores_like_the_server(start_server, offline_
     output = rollout(executor, tokenizer, policy_prompt(tokenizer, PROMPT, system="You are Qwen."), RESPONSE)
     want = offline_scorer.score([PROMPT], [RESPONSE], criteria="security")
     assert output["reward"] == pytest.approx(want, abs=TOLERANCE)
+
+
+def test_openrlhf_reward_func_file_returns_the_composite_reward_with_tests_from_labels(
+    start_server, offline_scorer, monkeypatch, tmp_path
+):
+    """The same file with THEMIS_REWARD_COMPOSITE: each sample's label carries its tests (JSON)."""
+    import json
+
+    import themis_rm.integrations.openrlhf as reward_file
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("components:\n  - {kind: tests, gate: {below: 1.0, floor: -5}}\nexecution: {timeout_s: 3}\n")
+    server = start_server(reward_spec=spec)
+    monkeypatch.setenv("THEMIS_REWARD_URL", server.url)
+    monkeypatch.setenv("THEMIS_REWARD_COMPOSITE", "true")
+    tokenizer = offline_scorer.loaded.tokenizer
+    label = json.dumps({"tests": ["assert candidate(1, 2) == 3"], "entry_point": "add"})
+    executor = agent.SingleTurnAgentExecutor(remote_rm_url=reward_file.__file__)
+    prompt = policy_prompt(tokenizer, "Write add(a, b).")
+    right = rollout(executor, tokenizer, prompt, "def add(a, b):\n    return a + b\n", label=label)
+    wrong = rollout(executor, tokenizer, prompt, "def add(a, b):\n    return a - b\n", label=label)
+    assert right["reward"] == pytest.approx([1.0]) and wrong["reward"] == pytest.approx([-5.0])

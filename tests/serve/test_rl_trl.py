@@ -15,7 +15,6 @@ import trl
 from datasets import Dataset
 
 from themis_rm.integrations import ThemisReward, trl_inputs
-from themis_rm.tiny import build_tiny_causal_lm
 
 TOLERANCE = 1e-4
 
@@ -32,11 +31,24 @@ class Recorded:
         return rewards
 
 
-@pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory, qwen_tokenizer):
-    return build_tiny_causal_lm(
-        tmp_path_factory.mktemp("policy"), tokenizer=qwen_tokenizer, hidden_size=32, num_layers=1
+def two_step_grpo_args(tmp_path, **overrides) -> trl.GRPOConfig:
+    """Two GRPO steps of 4 completions (2 prompts x 2 generations) on CPU, logged every step."""
+    settings = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=8,
+        max_steps=2,
+        logging_steps=1,
+        learning_rate=1e-3,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        disable_tqdm=True,
     )
+    return trl.GRPOConfig(**{**settings, **overrides})
 
 
 def test_grpo_trains_two_steps_on_themis_rewards_equal_to_themis_score(
@@ -47,22 +59,7 @@ def test_grpo_trains_two_steps_on_themis_rewards_equal_to_themis_score(
     remote = ThemisReward.remote(server.url, criteria="runtime")
     local.backend, remote.backend = Recorded(local.backend), Recorded(remote.backend)
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in PROMPTS[:4]])
-    args = trl.GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=2,
-        logging_steps=1,
-        learning_rate=1e-3,
-        reward_weights=[1.0, 0.5],
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        seed=0,
-        disable_tqdm=True,
-    )
+    args = two_step_grpo_args(tmp_path, reward_weights=[1.0, 0.5])
     trainer = trl.GRPOTrainer(model=str(policy_dir), reward_funcs=[local, remote], args=args, train_dataset=dataset)
     trainer.train()
 

@@ -122,3 +122,56 @@ def test_verl_custom_reward_function_runs_themis_through_verls_own_loader(start_
         got.append(manager.loop.run_until_complete(manager.run_single(data))["reward_score"])  # verl's own loop
     want = offline_scorer.score([p for p, _ in PAIRS], [r for _, r in PAIRS], criteria="security")
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_verl_custom_reward_function_returns_the_composite_reward_of_a_server_with_a_spec(
+    start_server, offline_scorer, tmp_path
+):
+    """verl's own loader and naive manager call compute_score per sample with reward_kwargs composite=true; the
+    tests travel in extra_info (function calls) or an APPS-style ground_truth (input/output cases)."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    from themis_rm.reward import CompositeReward, RewardGroup, load_reward_spec
+    from themis_rm.sandbox.stdio import IOCase
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "components:\n  - {kind: rm, criteria: security}\n"
+        "  - {kind: tests, weight: 2.0, gate: {below: 1.0, floor: -5}}\n"
+        "rm: {prompt_pack: open}\nexecution: {timeout_s: 3}\n"
+    )
+    server = start_server(reward_spec=spec, prompt_pack="open")
+    config = OmegaConf.create(
+        {
+            "reward": {
+                "reward_manager": {"source": "register", "name": "naive"},
+                "custom_reward_function": {
+                    "path": themis_verl.__file__,
+                    "name": "compute_score",
+                    "reward_kwargs": {"url": server.url, "composite": True},
+                },
+            }
+        }
+    )
+    tokenizer = offline_scorer.loaded.tokenizer
+    manager = load_reward_manager(config, tokenizer)
+    prompt = "Write add(a, b)."
+    calls = {"prompt": prompt, "tests": ["assert candidate(1, 2) == 3"], "entry_point": "add"}
+    cases = '{"inputs": ["1 2\\n"], "outputs": ["3\\n"]}'
+    rollouts = [
+        ("def add(a, b):\n    return a + b\n", calls, None),
+        ("def add(a, b):\n    return a - b\n", calls, None),
+        ("a, b = map(int, input().split())\nprint(a + b)\n", {"prompt": prompt}, cases),
+    ]
+    got = []
+    for response, info, truth in rollouts:
+        data = sample(
+            tokenizer, prompt, response, data_source="code", reward_model={"ground_truth": truth}, extra_info=info
+        )
+        got.append(manager.loop.run_until_complete(manager.run_single(data))["reward_score"])
+    composite = CompositeReward(load_reward_spec(spec, model="served"), scorer=offline_scorer)
+    groups = [RewardGroup("g", prompt, [r], entry_point="add", tests=calls["tests"]) for r, _, _ in rollouts[:2]]
+    groups.append(RewardGroup("g", prompt, [rollouts[2][0]], io_cases=[IOCase("1 2\n", "3\n")]))
+    want = [result.rewards[0] for group in groups for result in composite.score([group])]
+    assert got == pytest.approx(want, abs=1e-4)
+    assert got[1] == -5.0 and got[2] != -5.0  # the wrong add is gated; the ground_truth case ran and passed

@@ -72,6 +72,9 @@ class MutateConfig:
         choices=ORACLE_NAMES,
     )
     oracle_variants: int = setting(2, "Rewrites tried per problem and criterion by the non-functional oracles.", ge=1)
+    oracle_limit: int | None = setting(
+        None, "Run the runtime, memory and readability oracles on the first N problems only (timing is the cost).", ge=1
+    )
     conflict_timing: bool = setting(True, "Time memory pairs too, tagging those whose larger side is faster.")
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
@@ -175,7 +178,8 @@ def _oracle_pairs(problems: list[Problem], criteria: tuple[str, ...], config: Mu
     pairs: list[dict] = []
     if per_problem:
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
-            for result in pool.map(lambda p: verify_problem(p, per_problem, oracle_config), problems):
+            chosen = problems[: config.oracle_limit]
+            for result in pool.map(lambda p: verify_problem(p, per_problem, oracle_config), chosen):
                 pairs += result.pairs
                 stats.update(result.stats)
     if SECURITY in criteria:

@@ -253,11 +253,12 @@ _AMBIGUOUS = ("l", "O", "I", "l1", "O1", "I1", "ll", "OO")
 
 
 def ambiguous_names(tree: ast.Module, entry_point: str) -> Iterator[ast.Module]:
-    """Every local the function assigns (not its parameters, which callers may name) renamed at once."""
+    """Every local the function assigns renamed at once; names that are parameters anywhere inside it (its own,
+    which callers may name, and those of nested functions and lambdas, which are other scopes) are kept."""
     function = _function(tree, entry_point)
     if function is None:
         return
-    params = {a.arg for a in function.args.args + function.args.kwonlyargs + function.args.posonlyargs}
+    params = {node.arg for node in ast.walk(function) if isinstance(node, ast.arg)}
     assigned = sorted(
         {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} - params
     )
