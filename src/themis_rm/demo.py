@@ -367,7 +367,8 @@ def _print_summary(console: Console, summary: dict, criteria: dict, data_dir: Pa
 def _margin_table(criteria: dict) -> Table:
     table = Table(
         title="trained demo model: chosen − rejected reward on sample pairs, per criterion prompt",
-        caption="it was trained on Python bug pairs only: other criteria and languages are beyond a demo-scale model",
+        caption="it was trained on Python pairs (mostly bugs; a few per other criterion): other languages, and "
+        "criteria beyond a few dozen pairs, are beyond a demo-scale model",
     )
     table.add_column("pair")
     table.add_column("language")
