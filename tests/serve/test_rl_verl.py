@@ -55,6 +55,13 @@ def sample(policy_tokenizer, prompt: str, response: str, **non_tensor) -> DataPr
     return DataProto.from_dict(tensors=tensors, non_tensors=arrays)
 
 
+def custom_reward_config(**reward_kwargs):
+    """verl's config for our compute_score as its custom reward function, under the naive manager."""
+    function = {"path": themis_verl.__file__, "name": "compute_score", "reward_kwargs": reward_kwargs}
+    manager = {"source": "register", "name": "naive"}
+    return OmegaConf.create({"reward": {"reward_manager": manager, "custom_reward_function": function}})
+
+
 def disrm_worker(server: LiveServer, model_dir: Path, policy_tokenizer, rm_tokenizer):
     worker = reward_loop.RewardLoopWorker.__new__(reward_loop.RewardLoopWorker)
     worker.config = OmegaConf.create(
@@ -95,18 +102,7 @@ def test_verl_custom_reward_function_runs_themis_through_verls_own_loader(start_
     from verl.trainer.ppo.reward import load_reward_manager
 
     server = start_server()
-    config = OmegaConf.create(
-        {
-            "reward": {
-                "reward_manager": {"source": "register", "name": "naive"},
-                "custom_reward_function": {
-                    "path": themis_verl.__file__,
-                    "name": "compute_score",
-                    "reward_kwargs": {"url": server.url, "criteria": "security"},
-                },
-            }
-        }
-    )
+    config = custom_reward_config(url=server.url, criteria="security")
     tokenizer = offline_scorer.loaded.tokenizer
     manager = load_reward_manager(config, tokenizer)
     got = []
@@ -141,18 +137,7 @@ def test_verl_custom_reward_function_returns_the_composite_reward_of_a_server_wi
         "rm: {prompt_pack: open}\nexecution: {timeout_s: 3}\n"
     )
     server = start_server(reward_spec=spec, prompt_pack="open")
-    config = OmegaConf.create(
-        {
-            "reward": {
-                "reward_manager": {"source": "register", "name": "naive"},
-                "custom_reward_function": {
-                    "path": themis_verl.__file__,
-                    "name": "compute_score",
-                    "reward_kwargs": {"url": server.url, "composite": True},
-                },
-            }
-        }
-    )
+    config = custom_reward_config(url=server.url, composite=True)
     tokenizer = offline_scorer.loaded.tokenizer
     manager = load_reward_manager(config, tokenizer)
     prompt = "Write add(a, b)."

@@ -3,7 +3,7 @@
 Each kind (see :mod:`themis_rm.bench.perturb`) rewrites one or both responses of every pair without changing its
 label; the perturbed pairs are scored exactly like the clean ones and the accuracy drop is reported per kind and
 per aspect. Per-kind ``scores.parquet``/``results.json`` land in ``perturb/<kind>/``; the summary goes to
-``robustness.json`` and into ``run.json``, with the sandbox hack suites' verdicts (:func:`record_hack_suite`).
+``robustness.json`` and into ``run.json``, with the sandbox hack suites' verdicts (:func:`hack_suite_report`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def run_robustness(
     prompt_mode: str,
     ties: str,
     output: Path,
+    sandbox: dict | None = None,
 ) -> dict:
     """Score every perturbation kind and return ``{kind: {accuracy, drop, by_aspect_drop, unchanged, side}}``."""
     summary = {}
@@ -63,17 +64,19 @@ def run_robustness(
             },
             "unchanged_pairs": count_unchanged(pairs, perturbed),
         }
-    write_text_atomic(output / "robustness.json", json.dumps({"seed": seed, "kinds": summary}, indent=1) + "\n")
+    document = {"seed": seed, "kinds": summary, **({"sandbox_hack_suite": sandbox} if sandbox else {})}
+    write_text_atomic(output / "robustness.json", json.dumps(document, indent=1) + "\n")
     return summary
 
 
-def record_hack_suite(output: Path) -> dict:
-    """Run the sandbox's hack suites (what an RL policy does to a test harness, the other half of robustness)
-    and add them to ``robustness.json``; returns the totals for ``run.json``."""
+def hack_suite_report() -> dict:
+    """The sandbox's hack suites (what an RL policy does to a test harness: the other half of robustness),
+    written into ``robustness.json`` beside the perturbations."""
     from themis_rm.sandbox.check import machine_report
 
-    report = machine_report()
-    path = output / "robustness.json"
-    document = json.loads(path.read_text()) if path.exists() else {}
-    write_text_atomic(path, json.dumps({**document, "sandbox_hack_suite": report}, indent=1) + "\n")
+    return machine_report()
+
+
+def hack_suite_totals(report: dict) -> dict:
+    """What ``run.json`` keeps of the report."""
     return {key: report[key] for key in ("cases", "held", "isolation", "missing", "not_covered")}

@@ -39,7 +39,7 @@ from themis_rm.bench.metrics import (
     write_scores_parquet,
 )
 from themis_rm.bench.perturb import parse_kinds
-from themis_rm.bench.robustness import pairs_frame, record_hack_suite, run_robustness
+from themis_rm.bench.robustness import hack_suite_report, hack_suite_totals, pairs_frame, run_robustness
 from themis_rm.bench.steerability import run_steerability
 from themis_rm.config import validate_config
 from themis_rm.criteria import PromptPack
@@ -217,6 +217,7 @@ def _finish(config, scorer, pack, pairs, outcome: _Outcome) -> BenchResult:
     frame = pairs_frame(pairs, [r["chosen_score"] for r in records], [r["rejected_score"] for r in records])
     results = compile_results(frame, ties=config.ties)
     robustness = None
+    hack_suite = hack_suite_report() if config.perturb and config.hack_suite else None
     if config.perturb:
         robustness = run_robustness(
             scorer,
@@ -227,8 +228,8 @@ def _finish(config, scorer, pack, pairs, outcome: _Outcome) -> BenchResult:
             prompt_mode=config.criterion,
             ties=config.ties,
             output=config.output,
+            sandbox=hack_suite,
         )
-    hack_suite = record_hack_suite(config.output) if config.perturb and config.hack_suite else None
     write_scores_parquet(frame, config.output / "scores.parquet")
     write_results_json(results, config.output / "results.json")
     diagnostics = pair_diagnostics(pairs, frame, ties=config.ties, seed=config.seed)
@@ -267,7 +268,7 @@ def _finish(config, scorer, pack, pairs, outcome: _Outcome) -> BenchResult:
         "pairs_per_s": round(scored_now / scoring_s, 3) if scored_now and scoring_s > 0 else None,
         "work": scorer.work_counters(),
         "robustness": robustness,
-        "sandbox_hack_suite": hack_suite,
+        "sandbox_hack_suite": hack_suite_totals(hack_suite) if hack_suite else None,
         "diagnostics": {
             "file": DIAGNOSTICS_FILE,
             "accuracy_ci95": diagnostics["accuracy_ci95"],

@@ -80,12 +80,13 @@ class HttpBackend:
         items = [_item(prompt, response) for prompt, response in zip(prompts, responses, strict=True)]
         rows = []
         for start in range(0, len(items), self.batch_size):
-            answer = self._post("/v1/rewards", {"items": items[start : start + self.batch_size], "criteria": criteria})
+            answer = self.post("/v1/rewards", {"items": items[start : start + self.batch_size], "criteria": criteria})
             labels = answer["criteria"]
             rows += [[result["scores"][label] for label in labels] for result in answer["results"]]
         return np.asarray(rows, dtype=np.float64).reshape(len(items), len(criteria))
 
-    def _post(self, path: str, body: dict) -> dict:
+    def post(self, path: str, body: dict) -> dict:
+        """POST ``body`` to ``path``, retrying a busy or unreachable server; the answer's JSON."""
         import httpx
 
         for attempt in range(self.max_retries + 1):

@@ -59,7 +59,7 @@ class RemoteComposite:
         self.http = http
 
     def score_groups(self, rows: Sequence[dict]) -> list[dict]:
-        return [self.http._post("/v1/group_rewards", _jsonable(row)) for row in rows]
+        return [self.http.post("/v1/group_rewards", _jsonable(row)) for row in rows]
 
 
 def composite_from(config: RewardClientConfig) -> CompositeBackend:

@@ -109,9 +109,9 @@ class CompositeReward:
         self, groups: Sequence[RewardGroup], progress: Callable[[str, int, int], None] | None = None
     ) -> list[GroupReward]:
         """Rewards for every group; ``progress(stage, done, total)`` is told of the model and sandbox work."""
-        self.check(groups)
+        self.check(groups)  # before the model runs
         rm = {component.label: self._rm(component, groups, progress) for component in self.spec.of_kind("rm")}
-        return self.score_with(groups, rm, progress)
+        return self._combine(groups, rm, progress)
 
     def score_with(
         self,
@@ -122,6 +122,9 @@ class CompositeReward:
         """:meth:`score` with the rm components' raw values already computed (``{label: one per candidate}``,
         flat over the groups): the server scores them through its batcher, then calls this off the event loop."""
         self.check(groups)
+        return self._combine(groups, rm, progress)
+
+    def _combine(self, groups, rm, progress) -> list[GroupReward]:
         spans = _spans(groups)
         raw: dict[str, list[float | None]] = dict(rm)
         evidence: dict[str, list[dict]] = {}

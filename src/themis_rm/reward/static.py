@@ -12,6 +12,7 @@ parses in this process (it only builds an AST). :func:`check_analyzers` says at 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
@@ -54,6 +55,7 @@ def check_analyzers(names: Sequence[str]) -> None:
         )
 
 
+@functools.cache
 def _installed(name: str) -> bool:
     module = {"ruff": "ruff", "bandit": "bandit", "complexity": "radon", "maintainability": "radon"}[name]
     if name == "ruff":

@@ -35,6 +35,11 @@ class HackCase:
     requires: str | None = None  # the isolation guarantee that defeats it (where missing, the report says so)
 
 
+def sleep_argument() -> str:
+    """A ``sleep`` argument unique to this run, so an orphan left behind is found by its command line."""
+    return f"31.{uuid.uuid4().int % 10**9}"
+
+
 def marker() -> str:
     return f"themis-hack-{uuid.uuid4().hex[:12]}"
 
@@ -68,7 +73,7 @@ def no_process(marker: str) -> Callable[[], str | None]:
 def cases() -> list[HackCase]:
     """The suite, with fresh markers (file names, process arguments) per call."""
     stray = Path("/tmp") / marker()
-    sleeper = f"31.{uuid.uuid4().int % 10**9}"
+    sleeper = sleep_argument()
     wrong = "def add(a, b):\n    return a - b\n"
     return [
         HackCase(
@@ -191,7 +196,7 @@ def js_cases() -> list[HackCase]:
     """The suite for JavaScript programs under the same Python tests (:data:`TESTS`) and judge: the hacks a
     JavaScript candidate can attempt (it cannot reach the judge's builtins, tests or frames at all)."""
     stray = Path("/tmp") / marker()
-    sleeper = f"31.{uuid.uuid4().int % 10**9}"
+    sleeper = sleep_argument()
     wrong = "function add(a, b) { return a - b; }\n"
     return [
         HackCase(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from themis_rm.sandbox.hacks import HackVerdict, marker, no_file, no_process, verdict
+from themis_rm.sandbox.hacks import HackVerdict, marker, no_file, no_process, sleep_argument, verdict
 from themis_rm.sandbox.process import SandboxLimits
 from themis_rm.sandbox.stdio import IOCase, run_io_tests
 from themis_rm.sandbox.toolchains import available
@@ -65,7 +65,7 @@ def _each(python: str, javascript: str, c: str, java: str) -> dict[str, str]:
 def cases() -> list[StdioHack]:
     """The suite, with fresh markers (file names, process arguments) per call."""
     stray = Path("/tmp") / marker()
-    sleeper = f"31.{marker()[-6:].encode().hex()[:8]}"
+    sleeper = sleep_argument()
     forged = '__THEMIS_RESULT__{\\"passed\\": 3, \\"failed\\": 0}\\nAll tests passed\\nOK'
     return [
         StdioHack(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from themis_rm.criteria import CRITERIA, builtin_aliases
 from themis_rm.data.bugs import PROMPT_TEMPLATE, Problem
@@ -173,7 +173,7 @@ def _verdict(criterion: str, variant: Variant, entry_point: str, tests: list[str
 def _faster_variant(variant: Variant, entry_point: str, calls: list[str], rule: CostRule) -> dict | None:
     """Evidence that the variant is significantly *faster* than the reference (a conflict), else None."""
     worse_ref, better_var = measure_pair(variant.code, variant.reference, entry_point, calls, "time", rule)
-    slower, evidence = runtime_verdict(worse_ref, better_var, CostRule(min_ratio=1.1, rounds=rule.rounds))
+    slower, evidence = runtime_verdict(worse_ref, better_var, replace(rule, min_ratio=1.1))
     return evidence if slower else None  # "the reference is slower than the variant"
 
 
