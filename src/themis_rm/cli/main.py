@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
+from themis_rm.cli.analyzers import analyzers_app
 from themis_rm.cli.base import console
 from themis_rm.cli.bench import bench_app, report, rerank
 from themis_rm.cli.criteria import criteria
@@ -64,3 +65,4 @@ app.command(name="serve")(serve)
 app.add_typer(data_app, name="data")
 app.command(name="demo")(demo)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(analyzers_app, name="analyzers")

@@ -26,7 +26,7 @@ from themis_rm.reward.execution import Executor, Job, build_executor
 from themis_rm.reward.groups import RewardGroup
 from themis_rm.reward.normalize import normalize
 from themis_rm.reward.spec import EXECUTED, ComponentSpec, RewardSpec, load_reward_spec, validate_reward_spec
-from themis_rm.reward.static import StaticResult, analyse, check_analyzers
+from themis_rm.reward.static import StaticResult, analyse, check_analyzers, coverage
 from themis_rm.sandbox import TestReport
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,14 @@ class CompositeReward:
         self.spec = validate_reward_spec(spec)
         self._scorer = scorer
         self.executor = executor or build_executor(spec.execution)
-        check_analyzers([c.analyzer for c in spec.of_kind("static")])
+        self.analyzers = [c.analyzer for c in spec.of_kind("static")]
+        check_analyzers(self.analyzers)
+        for name, by_language in coverage(self.analyzers).items():
+            for language, why in by_language.items():
+                if why.startswith("unavailable"):
+                    logger.warning(
+                        "static %s cannot read %s here (%s)", name, language, why.removeprefix("unavailable: ")
+                    )
 
     @classmethod
     def from_spec(cls, source: str | Path | RewardSpec, **kwargs) -> CompositeReward:
@@ -100,7 +107,9 @@ class CompositeReward:
         return self._scorer
 
     def check(self, groups: Sequence[RewardGroup]) -> None:
-        """Start-up checks on the input: every group the executed components need can run on this backend."""
+        """Start-up checks on the input: every language in it has the analysers the static components need, and
+        every group the executed components need can run on this backend."""
+        check_analyzers(self.analyzers, {g.language for g in groups})
         if self.spec.of_kind(*EXECUTED):
             self.executor.check([g for g in groups if g.testable])
 

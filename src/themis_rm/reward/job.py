@@ -120,6 +120,7 @@ def _resume(output: Path) -> set[str]:
 
 
 def _write_run(config: RewardConfig, spec, summary: RewardSummary, reward: CompositeReward) -> None:
+    from themis_rm.reward.static import coverage
     from themis_rm.sandbox import isolation
     from themis_rm.sandbox.toolchains import available
 
@@ -136,5 +137,6 @@ def _write_run(config: RewardConfig, spec, summary: RewardSummary, reward: Compo
         "execution_backend": reward.executor.name,
         "sandbox_isolation": isolation().describe() if reward.executor.name == "local" else None,
         "toolchains": {name: a.detail if a.ok else f"unavailable: {a.detail}" for name, a in available().items()},
+        "static_analyzers": coverage(reward.analyzers),
     }
     write_text_atomic(Path(f"{config.output}.run.json"), json.dumps(run, indent=1) + "\n")

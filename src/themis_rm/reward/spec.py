@@ -7,7 +7,8 @@ every bad field is reported at once, each named by its place in the file (``comp
     components:
       - {kind: rm, criteria: functional, weight: 1.0, normalize: group_z}
       - {kind: tests, weight: 2.0, gate: {below: 1.0, floor: -1.0}}
-      - {kind: static, analyzer: ruff, weight: 0.1}
+      - {kind: static, analyzer: lint, weight: 0.1}
+      - {kind: static, analyzer: security, weight: 0.5}
       - {kind: measure, metric: cpu_time, weight: 0.2, normalize: rank}
     cascade: {top_k: 2, margin: 0.5}
     execution: {backend: local, timeout_s: 10, workers: 4}
@@ -24,12 +25,12 @@ from typing import Any
 
 from themis_rm.config import config_problems, config_to_dict, load_config, setting
 from themis_rm.errors import ThemisInputError
+from themis_rm.reward.static import ANALYZERS, RULES_APPLY_TO
 from themis_rm.scoring.config import ModelConfig
 from themis_rm.yamlfile import read_yaml_mapping
 
 KINDS = ("rm", "tests", "static", "measure")
 NORMALIZATIONS = ("none", "group_z", "rank")
-ANALYZERS = ("ruff", "bandit", "complexity", "maintainability")
 METRICS = ("cpu_time", "peak_memory")
 BACKENDS = ("local", "sandbox_fusion")
 EXECUTED = ("tests", "measure")  # the kinds that run the candidate (what the cascade saves)
@@ -53,8 +54,10 @@ class ComponentSpec:
     normalize: str = setting("none", "none, group_z (z-score within a group, as GRPO) or rank.", choices=NORMALIZATIONS)
     gate: GateSpec = setting(default_factory=GateSpec)
     criteria: str | None = setting(None, "rm: criteria (a name, alias, comma list, 'full' or 'none').")
-    analyzer: str | None = setting(None, "static: ruff, bandit, complexity or maintainability.", choices=ANALYZERS)
-    rules: str | None = setting(None, "static ruff: the rule selection (default: E,F,W,B,SIM,C90,N,UP).")
+    analyzer: str | None = setting(
+        None, "static: lint, security, complexity, maintainability, ruff or bandit.", choices=tuple(ANALYZERS)
+    )
+    rules: str | None = setting(None, "static lint/ruff: ruff's rule selection (default: E,F,W,B,SIM,C90,N,UP).")
     metric: str | None = setting(None, "measure: cpu_time or peak_memory of the tests' run.", choices=METRICS)
 
     @property
@@ -71,6 +74,8 @@ class ComponentSpec:
         for name, kind in (("criteria", "rm"), ("analyzer", "static"), ("metric", "measure"), ("rules", "static")):
             if getattr(self, name) is not None and self.kind != kind:
                 yield f"'{name}' applies to {kind} components, not {self.kind}"
+        if self.rules is not None and self.kind == "static" and self.analyzer not in RULES_APPLY_TO:
+            yield f"'rules' is ruff's rule selection (analyzer lint or ruff), not {self.analyzer}'s"
 
 
 @dataclass(frozen=True)
