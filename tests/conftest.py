@@ -281,15 +281,13 @@ def ensure_eslint() -> Path:
         raise AssetUnavailable(str(exc)) from exc
 
 
-@pytest.fixture
-def eslint_analyzer(monkeypatch) -> Path:
+@pytest.fixture(scope="session")
+def eslint_analyzer() -> Path:
     """ESLint for the JavaScript static analysers (skipped with the reason when npm cannot install it)."""
     try:
-        home = ensure_eslint()
+        return ensure_eslint()
     except AssetUnavailable as exc:
         pytest.skip(f"{exc}; run `make test-assets` where the npm registry is reachable")
-    monkeypatch.setenv("THEMIS_ANALYZERS", str(analyzer_dir()))
-    return home
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from themis_rm.data.oracles.verify import (
     READABILITY,
     RUNTIME,
     OracleConfig,
-    _readability,
+    readability_verdict,
     resolve_criteria,
     tag_conflicts,
     verify_problem,
@@ -78,7 +78,7 @@ def test_security_pairs_are_flagged_by_bandit_only_on_the_insecure_side():
     result = verify_security_tasks(security.TASKS, CONFIG)
     kept = {pair["evidence"]["operator"]: pair for pair in result.pairs}
     assert {"literal_eval_to_eval", "safe_load_to_load", "parameters_to_formatting", "sha256_to_md5"} <= set(kept)
-    assert kept["literal_eval_to_eval"]["evidence"]["bandit_new"] == ["B307"]
+    assert kept["literal_eval_to_eval"]["evidence"]["analyzer_new"] == ["B307"]
     assert "eval(text)" in kept["literal_eval_to_eval"]["rejected"]
     # bandit has no rule for a path join without normalisation: the oracle refuses it rather than guess
     assert "normalised_join_to_plain" not in kept
@@ -89,10 +89,10 @@ def test_readability_pairs_add_ruff_findings_and_an_unchanged_rewrite_is_refused
     code = "def f(numbers):\n    total = 0\n    for value in numbers:\n        total += value\n    return total\n"
     problem = _problem("T/sum", code, "f", ["assert candidate([1, 2]) == 3"])
     pairs = {p["evidence"]["operator"]: p for p in verify_problem(problem, [READABILITY], CONFIG).pairs}
-    assert "E741" in pairs["ambiguous_names"]["evidence"]["ruff_new_codes"]
-    assert pairs["ambiguous_names"]["evidence"]["ruff_new_findings"] >= 1
+    assert "E741" in pairs["ambiguous_names"]["evidence"]["lint_new_codes"]
+    assert pairs["ambiguous_names"]["evidence"]["lint_new_findings"] >= 1
     same = Variant(READABILITY, "none", 0, code, code)
-    kept, evidence = _readability(same, CONFIG.readability)
+    kept, evidence = readability_verdict(same.reference, same.code, "Python", CONFIG.readability)
     assert not kept and evidence["reason"] == "not measurably less readable"
 
 

@@ -109,11 +109,13 @@ def example_config() -> None:
 
 def _mutate(config: MutateConfig) -> None:
     """Execution-verified functional-correctness pairs: mutants that fail tests the reference passes."""
-    from themis_rm.data.bugs import run_mutation
+    from themis_rm.data.bugs import languages_asked, run_mutation
     from themis_rm.sandbox import isolation
 
     level = isolation()  # at start-up, not mid-run: what the tests run under, and what is missing
     console.print(level.describe(), style="yellow" if level.missing else None)
+    for language, detail in languages_asked(config).items():
+        console.print(f"{language}: {detail}", style="yellow" if detail.startswith("unavailable") else None)
     with progress_bar("verifying mutants (problems)") as (_, advance):
         stats = run_mutation(config, progress=advance)
     console.print(

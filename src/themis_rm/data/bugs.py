@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from themis_rm.config import setting, validate_config
-from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS, builtin_aliases
+from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS, SECURITY_HARDNESS, builtin_aliases
 from themis_rm.data.mutate import OPERATORS, mutants
 from themis_rm.errors import MissingExtraError, ThemisInputError
 from themis_rm.sandbox import SandboxLimits, TestReport, run_tests
@@ -76,6 +76,27 @@ class MutateConfig:
         None, "Run the runtime, memory and readability oracles on the first N problems only (timing is the cost).", ge=1
     )
     conflict_timing: bool = setting(True, "Time memory pairs too, tagging those whose larger side is faster.")
+    security_pairs: Path | None = setting(
+        None,
+        "security oracle: also verify the Security_Hardness pairs of this CodeRewardBench-schema file (e.g. the "
+        "shared SafeCoder pairs): kept when the language's security analyser flags the rejected side and not the "
+        "chosen one (such pairs have no tests).",
+    )
+    executor: str = setting(
+        "inline",
+        "Where the runtime, memory, security and readability oracles run on the problems: inline (threads in this "
+        "process) or datatrove (the same oracles as datatrove steps on its local executor, --tasks shards, logs "
+        "and per-task stats under <output>/datatrove; a rerun skips finished tasks).",
+        choices=("inline", "datatrove"),
+    )
+    tasks: int = setting(2, "datatrove executor: shards of the problems (each a task).", ge=1)
+    languages: tuple[str, ...] = setting(
+        ("Python",),
+        "Languages to build pairs in (comma list): Python (HumanEval and the security seeds), C and JavaScript "
+        "(the packaged seed programs, judged by input/output cases), or all; a language whose toolchain is not "
+        "installed is reported in stats.json and skipped.",
+        choices=("Python", "C", "JavaScript", "all"),
+    )
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -128,7 +149,8 @@ def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = 
     rng = random.Random(config.seed)
     stats: Counter = Counter()
     records = []
-    if FUNCTIONAL_CORRECTNESS in criteria:
+    languages = languages_asked(config)
+    if FUNCTIONAL_CORRECTNESS in criteria and "Python" in languages:
         with ThreadPoolExecutor(max_workers=config.workers) as pool:  # threads only wait on sandbox subprocesses
             for problem, result in zip(
                 problems, pool.map(lambda p: _verify(p, config, rng_for(config.seed, p)), problems), strict=True
@@ -142,7 +164,14 @@ def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = 
     else:
         split_ids = [p.task_id for p in problems]
     heldout = set(rng.sample(split_ids, round(len(split_ids) * config.holdout_fraction)))
-    oracle = _oracle_pairs(problems, criteria, config, stats)
+    oracle = _oracle_pairs(problems, criteria, config, stats) if "Python" in languages else []
+    oracle += _program_pairs(criteria, config, languages, stats)
+    if config.security_pairs is not None and SECURITY_HARDNESS in criteria:
+        from themis_rm.data.oracles.verify import verify_security_pairs
+
+        shared = verify_security_pairs(config.security_pairs)
+        stats.update(shared.stats)
+        oracle += shared.pairs
     config.output.mkdir(parents=True, exist_ok=True)
     for split in ("train", "heldout"):
         chosen = [(p, r) for p, r in records if (p.task_id in heldout) == (split == "heldout")]
@@ -154,7 +183,8 @@ def run_mutation(config: MutateConfig, progress: Callable[[int], None] | None = 
         stats[f"{split}_pairs"] = len(pairs)
         for aspect, count in Counter(pair["aspect"] for pair in pairs).items():
             stats[f"{split}_pairs_{aspect}"] = count
-    summary = {"problems": len(problems), "criteria": list(criteria), **dict(sorted(stats.items()))}
+    summary = {"problems": len(problems), "criteria": list(criteria), "languages": languages}
+    summary |= dict(sorted(stats.items()))
     (config.output / "stats.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
 
@@ -175,6 +205,8 @@ def _oracle_pairs(problems: list[Problem], criteria: tuple[str, ...], config: Mu
     oracle_config = OracleConfig(
         limits=config.limits, max_variants=config.oracle_variants, conflict_timing=config.conflict_timing
     )
+    if config.executor == "datatrove":
+        return _datatrove_oracle_pairs(criteria, config, oracle_config, stats)
     pairs: list[dict] = []
     if per_problem:
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
@@ -189,12 +221,64 @@ def _oracle_pairs(problems: list[Problem], criteria: tuple[str, ...], config: Mu
     return tag_conflicts(pairs)
 
 
+def _datatrove_oracle_pairs(criteria, config: MutateConfig, oracle_config, stats: Counter) -> list[dict]:
+    """The oracles through :func:`~themis_rm.data.oracles.steps.run_oracle_pipeline`; its pairs read back and its
+    stats merged under the same keys as the inline run's."""
+    from themis_rm.data.oracles.steps import run_oracle_pipeline
+    from themis_rm.data.oracles.verify import ORACLE_CRITERIA
+
+    chosen = tuple(c for c in criteria if c in ORACLE_CRITERIA)
+    if not chosen:
+        return []
+    directory = config.output / "datatrove"
+    limit = min((n for n in (config.limit, config.oracle_limit) if n is not None), default=None)
+    totals = run_oracle_pipeline(
+        directory,
+        chosen,
+        tasks=config.tasks,
+        workers=config.workers,
+        source=config.problems,
+        limit=limit,
+        config=oracle_config,
+    )
+    for key, value in totals.items():
+        step, _, name = key.partition("/")
+        if step == "oracles" and ":" in name:
+            stats[name] += value
+    return [json.loads(line) for path in sorted((directory / "pairs").glob("*.jsonl")) for line in path.open()]
+
+
+def languages_asked(config: MutateConfig) -> dict[str, str]:
+    """Each language asked for: ``python`` / its toolchain's version line, or ``unavailable (why)``."""
+    from themis_rm.data.oracles.programs import languages_here
+
+    wanted = ("Python", "C", "JavaScript") if "all" in config.languages else config.languages
+    others = [language for language in wanted if language != "Python"]
+    return ({"Python": "HumanEval and the security seeds"} if "Python" in wanted else {}) | languages_here(others)
+
+
+def _program_pairs(criteria: tuple[str, ...], config: MutateConfig, languages: dict[str, str], stats: Counter):
+    """Pairs from the C and JavaScript seed programs, in the languages whose toolchain is installed."""
+    from themis_rm.data.oracles.programs import ProgramsConfig, load_seed_programs, verify_programs
+    from themis_rm.data.oracles.verify import tag_conflicts
+
+    runnable = [lang for lang, detail in languages.items() if lang != "Python" and not detail.startswith("unavailable")]
+    if not runnable:
+        return []
+    result = verify_programs(
+        load_seed_programs(runnable), criteria, ProgramsConfig(max_variants=config.oracle_variants)
+    )
+    stats.update(result.stats)
+    return tag_conflicts(result.pairs)
+
+
 def _is_heldout(pair: dict, heldout: set[str], config: MutateConfig) -> bool:
-    """A pair's split: its problem's, or (seed tasks, which are not problems) a seeded draw of its task."""
+    """A pair's split: its problem's, or (seed tasks and programs, which are not problems) a seeded draw of its
+    task."""
     task = pair["evidence"].get("task_id", "")
     if task in heldout:
         return True
-    if task.startswith("SECURE/"):
+    if pair.get("language", "Python") != "Python" or task.startswith(("SECURE/", "shared/")):
         return random.Random(f"{config.seed}:{task}").random() < config.holdout_fraction
     return False
 

@@ -58,6 +58,10 @@ class SyntaxChecker:
             stack.extend((child, depth + 1) for child in node.named_children)
         return False
 
+    def parse(self, source: str, language: str):
+        """``source``'s tree-sitter tree (byte offsets index ``source.encode()``)."""
+        return self._parser(language).parse(source.encode("utf-8"))
+
     def _parser(self, key: str):
         parser = self._parsers.get(key)
         if parser is None:

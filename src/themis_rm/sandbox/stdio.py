@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from themis_rm.sandbox.process import (
+    OUTPUT_CAP,
     Outcome,
     SandboxLimits,
     contained_notes,
@@ -82,17 +84,62 @@ def run_io_tests(
 ) -> TestReport:
     """Build ``program`` as ``language`` and run it on every case; a program that times out on one case is not
     run on the rest (they count as failed), so a sleeping program costs one time limit, not one per case."""
-    chain = toolchain(language)
     cases = [IOCase.of(case) for case in cases]
     if compare not in COMPARES:
         raise ValueError(f"compare must be one of {COMPARES}, got {compare!r}")
     limits = limits or SandboxLimits()
+    with built_program(program, language, compile_limits) as program_:
+        if program_.error is not None:
+            return TestReport(0, len(cases), error=program_.error, contained=program_.notes)
+        return _run_cases(program_, cases, limits, compare)
+
+
+@dataclass
+class BuiltProgram:
+    """A program built once in a sealed directory (``error`` says why the build failed), run any number of
+    times, each run in a fresh sandbox: what the measuring oracles time and compare run after run."""
+
+    chain: Toolchain
+    build: Path
+    built: _Built | None
+    error: str | None
+    notes: tuple[str, ...]
+
+    def run(self, stdin: str, limits: SandboxLimits, *, output_cap: int = OUTPUT_CAP) -> Outcome:
+        """One run on ``stdin``: its exit, output (cut past ``output_cap`` bytes), CPU seconds and peak memory."""
+        assert self.built is not None, self.error
+        chain, built = self.chain, self.built
+        argv = chain.argv(chain.run, src=built.src, out=built.out, workdir=str(self.build), memory_mb=limits.memory_mb)
+        workdir = make_workdir()
+        fd = _memory_file(stdin.encode("utf-8"))
+        try:
+            running = start(
+                argv,
+                workdir=workdir,
+                limits=chain.widened(limits),
+                stdin=fd,
+                env=_env(workdir),
+                timeout_s=limits.timeout_s,
+            )
+            return running.finish(limits.timeout_s, output_cap=output_cap)
+        finally:
+            os.close(fd)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def built_program(
+    program: str, language: str, compile_limits: SandboxLimits = COMPILE_LIMITS
+) -> Iterator[BuiltProgram]:
+    """``program`` built as ``language`` under the sandbox (compiled where the language compiles), removed after."""
+    chain = toolchain(language)
     build = make_workdir()
     try:
         built, notes = _build(chain, program, build, compile_limits)
         if isinstance(built, str):
-            return TestReport(0, len(cases), error=built, contained=notes)
-        return _run_cases(chain, built, build, cases, limits, compare, notes)
+            yield BuiltProgram(chain, build, None, built, notes)
+        else:
+            yield BuiltProgram(chain, build, built, None, notes)
     finally:
         shutil.rmtree(build, ignore_errors=True)
 
@@ -144,21 +191,12 @@ def _seal(build: Path) -> None:
     os.chmod(build, 0o755)
 
 
-def _run_cases(
-    chain: Toolchain,
-    built: _Built,
-    build: Path,
-    cases: list[IOCase],
-    limits: SandboxLimits,
-    compare: str,
-    notes: tuple[str, ...],
-) -> TestReport:
-    run_limits = chain.widened(limits)
-    argv = chain.argv(chain.run, src=built.src, out=built.out, workdir=str(build), memory_mb=limits.memory_mb)
+def _run_cases(program: BuiltProgram, cases: list[IOCase], limits: SandboxLimits, compare: str) -> TestReport:
     passed, first_failure, error = 0, None, None
+    notes = program.notes
     cpu, rss = [], []
     for index, case in enumerate(cases):
-        outcome = _run_case(argv, case, run_limits, limits.timeout_s)
+        outcome = program.run(case.input, limits, output_cap=2 * len(case.output.encode("utf-8")) + OUTPUT_SLACK)
         notes += contained_notes(outcome, f"case {index}")
         cpu.append(outcome.cpu_s)
         rss.append(outcome.max_rss_kb)
@@ -183,17 +221,6 @@ def _run_cases(
     report = TestReport(passed, len(cases) - passed, first_failure, error, notes)
     measured = None not in cpu and None not in rss  # every case ran to its end
     return report.costs(round(sum(cpu), 6), max(rss)) if measured and cpu else report
-
-
-def _run_case(argv: list[str], case: IOCase, limits: SandboxLimits, timeout_s: float) -> Outcome:
-    workdir = make_workdir()
-    stdin = _memory_file(case.input.encode("utf-8"))
-    try:
-        running = start(argv, workdir=workdir, limits=limits, stdin=stdin, env=_env(workdir), timeout_s=timeout_s)
-        return running.finish(timeout_s, output_cap=2 * len(case.output.encode("utf-8")) + OUTPUT_SLACK)
-    finally:
-        os.close(stdin)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _memory_file(data: bytes) -> int:

@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from themis_rm.criteria import CRITERIA, builtin_aliases
+from themis_rm.criteria import CRITERIA, FUNCTIONAL_CORRECTNESS, builtin_aliases
 from themis_rm.data.bugs import PROMPT_TEMPLATE, Problem
 from themis_rm.data.oracles import security
 from themis_rm.data.oracles.measure import CostRule, calibrated_calls, measure_pair, memory_verdict, runtime_verdict
 from themis_rm.data.oracles.operators import OPERATORS, Variant, variants
 from themis_rm.errors import ThemisInputError
+from themis_rm.reward.groups import extract_program
 from themis_rm.sandbox import SandboxLimits, run_tests
 
 RUNTIME, MEMORY = "Runtime_Efficiency", "Memory_Efficiency"
@@ -81,7 +83,7 @@ def verify_problem(problem: Problem, criteria: Iterable[str], config: OracleConf
         if criterion not in OPERATORS:
             continue
         found = variants(problem.solution, problem.entry_point, criterion)  # the test preamble stays test-side
-        for variant in _spread(found, config.max_variants):
+        for variant in spread(found, config.max_variants):
             result.stats[f"{criterion}:tried:{variant.operator}"] += 1
             report = run_tests(
                 variant.code, problem.entry_point, problem.tests, config.limits, preamble=problem.preamble
@@ -96,7 +98,7 @@ def verify_problem(problem: Problem, criteria: Iterable[str], config: OracleConf
             evidence["tests"] = {"passed": report.passed, "of": len(problem.tests)}
             result.stats[f"{criterion}:kept:{variant.operator}"] += 1
             result.pairs.append(
-                _pair(problem.task_id, PROMPT_TEMPLATE.format(prompt=problem.prompt), variant, evidence)
+                pair_row(problem.task_id, PROMPT_TEMPLATE.format(prompt=problem.prompt), variant, evidence)
             )
     return result
 
@@ -122,24 +124,82 @@ def verify_security_tasks(tasks: Iterable[security.SecureTask], config: OracleCo
                     result.stats[f"{SECURITY}:rejected_tests_fail:{name}"] += 1
                     continue
                 before, after = analyse("bandit", [reference, variant.code], ["Python", "Python"])
-                new = sorted({f["code"] for f in after.findings} - {f["code"] for f in before.findings})
-                serious = [f for f in before.findings if f.get("severity") in ("MEDIUM", "HIGH")]
-                if serious or not new:  # blanket low notes (B404 `import subprocess`) are not a flag on the reference
+                new = newly_flagged(before, after)
+                if not new:
                     result.stats[f"{SECURITY}:rejected_not_flagged:{name}"] += 1
                     continue
                 evidence = {
-                    "bandit_new": new,
-                    "bandit_findings": [f for f in after.findings if f["code"] in new][:5],
+                    "analyzer_new": new,
+                    "findings": [f for f in after.findings if f["code"] in new][:5],
                     "reference_findings": sorted({f["code"] for f in before.findings}),
                 }
                 evidence["tests"] = {"passed": report.passed, "of": len(task.tests)}
                 result.stats[f"{SECURITY}:kept:{name}"] += 1
                 prompt = f"{task.prompt}\n\nWrite `{task.entry_point}` in Python."
-                result.pairs.append(_pair(task.task_id, prompt, variant, evidence))
+                result.pairs.append(pair_row(task.task_id, prompt, variant, evidence))
     return result
 
 
-def _spread(found: list[Variant], k: int) -> list[Variant]:
+def newly_flagged(secure, insecure) -> list[str]:
+    """The finding codes the security analyser gives only the insecure side, or [] when the secure side is
+    flagged itself: by anything for analysers without severities, by a medium or high finding for bandit (its
+    blanket low notes, B404 ``import subprocess``, are not a flag on the secure side)."""
+    if secure.value is None or insecure.value is None:
+        return []
+    if any(f.get("severity", "HIGH") in ("MEDIUM", "HIGH") for f in secure.findings):
+        return []
+    return sorted({f["code"] for f in insecure.findings} - {f["code"] for f in secure.findings})
+
+
+def verify_security_pairs(source: str | Path, stats_prefix: str = "shared") -> OracleResult:
+    """Security pairs from a CodeRewardBench-schema file (e.g. SafeCoder's vulnerability fixes) kept when the
+    language's security analyser flags the rejected side and not the chosen one. Such pairs have no tests, so only
+    the analyser speaks; pairs of another criterion, or in a language no analyser reads, are counted and left."""
+    from themis_rm.pairs import load_pairs
+    from themis_rm.reward.static import ANALYZERS, analyse, check_analyzers
+
+    rows = [r for r in load_pairs(source).rows if r.aspect == SECURITY]
+    result = OracleResult()
+    readable = [r for r in rows if r.language in ANALYZERS["security"]]
+    result.stats[f"{SECURITY}:{stats_prefix}_not_readable"] += len(rows) - len(readable)
+    check_analyzers(["security"], {r.language for r in readable})
+    by_language: dict[str, list] = {}
+    for row in readable:
+        by_language.setdefault(row.language, []).append(row)
+    for language, group in by_language.items():
+        programs = [extract_program(text) for row in group for text in (row.chosen, row.rejected)]
+        found = analyse("security", programs, [language] * len(programs))
+        for index, row in enumerate(group):
+            secure, insecure = found[2 * index], found[2 * index + 1]
+            operator = f"{stats_prefix}_{language.lower()}"
+            result.stats[f"{SECURITY}:tried:{operator}"] += 1
+            new = newly_flagged(secure, insecure)
+            if not new:
+                result.stats[f"{SECURITY}:rejected_not_flagged:{operator}"] += 1
+                continue
+            result.stats[f"{SECURITY}:kept:{operator}"] += 1
+            evidence = {
+                "criterion": SECURITY, "operator": operator, "task_id": f"{stats_prefix}/{row.id}",
+                "source_id": row.id, "source_subset": row.subset, "analyzer_new": new,
+                "findings": [f for f in insecure.findings if f["code"] in new][:5], "tests": None,
+            }  # fmt: skip
+            result.pairs.append(
+                {
+                    "id": f"ORACLE_{SECURITY}_{row.id}",
+                    "prompt": row.prompt,
+                    "chosen": row.chosen,
+                    "rejected": row.rejected,
+                    "aspect": SECURITY,
+                    "language": language,
+                    "subset": f"ORACLE_VERIFIED_{row.subset or stats_prefix.upper()}",
+                    "evidence": evidence,
+                    "conflicts": [],
+                }
+            )
+    return result
+
+
+def spread(found: list[Variant], k: int) -> list[Variant]:
     """Up to ``k`` variants, one per operator before a second of any."""
     by_operator: dict[str, list[Variant]] = {}
     for variant in found:
@@ -154,7 +214,7 @@ def _spread(found: list[Variant], k: int) -> list[Variant]:
 
 def _verdict(criterion: str, variant: Variant, entry_point: str, tests: list[str], config: OracleConfig):
     if criterion == READABILITY:
-        return _readability(variant, config.readability)
+        return readability_verdict(variant.reference, variant.code, "Python", config.readability)
     size, calls = calibrated_calls(variant.reference, entry_point, tests, config.cost)
     if not calls:
         return False, {"reason": "no test call scales up"}
@@ -177,31 +237,34 @@ def _faster_variant(variant: Variant, entry_point: str, calls: list[str], rule: 
     return evidence if slower else None  # "the reference is slower than the variant"
 
 
-def _readability(variant: Variant, rule: ReadabilityRule) -> tuple[bool, dict]:
+def readability_verdict(reference: str, code: str, language: str, rule: ReadabilityRule) -> tuple[bool, dict]:
+    """Less readable by the rule? The language's linter must find new problems (ruff for Python, ESLint,
+    clang-tidy) and its complexity may not drop; radon's maintainability index is recorded for Python."""
     from themis_rm.reward.static import analyse
 
-    programs, languages = [variant.reference, variant.code], ["Python", "Python"]
-    ruff_ref, ruff_var = analyse("ruff", programs, languages)
-    mi_ref, mi_var = analyse("maintainability", programs, languages)
+    programs, languages = [reference, code], [language, language]
+    lint_ref, lint_var = analyse("lint", programs, languages)
     cc_ref, cc_var = analyse("complexity", programs, languages)
-    new = len(ruff_var.findings) - len(ruff_ref.findings)
-    mi_gain = (mi_var.value or 0.0) - (mi_ref.value or 0.0)
+    new = len(lint_var.findings) - len(lint_ref.findings)
     complexity_gain = (cc_ref.value or 0.0) - (cc_var.value or 0.0)  # the values are -complexity
     mi_rule = f" and maintainability gain <= {rule.max_mi_gain}" if rule.max_mi_gain is not None else ""
     evidence = {
-        "ruff_new_findings": new,
-        "ruff_new_codes": sorted({f["code"] for f in ruff_var.findings} - {f["code"] for f in ruff_ref.findings}),
-        "maintainability_delta": round(mi_gain, 3),
+        "lint_new_findings": new,
+        "lint_new_codes": sorted({f["code"] for f in lint_var.findings} - {f["code"] for f in lint_ref.findings}),
         "complexity_delta": complexity_gain,
-        "rule": f">= {rule.min_new_findings} new ruff findings and no lower complexity{mi_rule}",
+        "rule": f">= {rule.min_new_findings} new lint findings and no lower complexity{mi_rule}",
     }
     kept = new >= rule.min_new_findings and complexity_gain >= 0
-    if rule.max_mi_gain is not None:
-        kept = kept and mi_gain <= rule.max_mi_gain
+    if language == "Python":
+        mi_ref, mi_var = analyse("maintainability", programs, languages)
+        mi_gain = (mi_var.value or 0.0) - (mi_ref.value or 0.0)
+        evidence["maintainability_delta"] = round(mi_gain, 3)
+        if rule.max_mi_gain is not None:
+            kept = kept and mi_gain <= rule.max_mi_gain
     return kept, evidence if kept else {**evidence, "reason": "not measurably less readable"}
 
 
-def _pair(task_id: str, prompt: str, variant: Variant, evidence: dict) -> dict:
+def pair_row(task_id: str, prompt: str, variant: Variant, evidence: dict, *, language: str = "Python") -> dict:
     """A CodeRewardBench row: the operator is the subset; evidence and conflicts ride along."""
     return {
         "id": f"ORACLE_{variant.criterion}_{task_id.replace('/', '_')}_{variant.operator}_{variant.site}",
@@ -209,21 +272,21 @@ def _pair(task_id: str, prompt: str, variant: Variant, evidence: dict) -> dict:
         "chosen": variant.reference,
         "rejected": variant.code,
         "aspect": variant.criterion,
-        "language": "Python",
-        "subset": f"ORACLE_{variant.operator.upper()}",
+        "language": language,
+        "subset": f"{'MUTANT' if variant.criterion == FUNCTIONAL_CORRECTNESS else 'ORACLE'}_{variant.operator.upper()}",
         "evidence": {"criterion": variant.criterion, "operator": variant.operator, "task_id": task_id, **evidence},
         "conflicts": [RUNTIME] if "conflict_runtime" in evidence else [],
     }
 
 
 def tag_conflicts(pairs: list[dict]) -> list[dict]:
-    """Add the criteria whose static measure prefers the rejected side (fewer ruff or bandit findings) to each
-    pair's ``conflicts``; one analyser run per batch."""
+    """Add the criteria whose static measure prefers the rejected side (fewer lint or security findings: ruff and
+    bandit for Python) to each pair's ``conflicts``; one analyser run per language per batch."""
     from themis_rm.reward.static import analyse
 
     programs = [text for pair in pairs for text in (pair["chosen"], pair["rejected"])]
-    languages = ["Python"] * len(programs)
-    for analyzer, criterion in (("ruff", READABILITY), ("bandit", SECURITY)):
+    languages = [pair.get("language", "Python") for pair in pairs for _ in range(2)]
+    for analyzer, criterion in (("lint", READABILITY), ("security", SECURITY)):
         results = analyse(analyzer, programs, languages) if programs else []
         for index, pair in enumerate(pairs):
             chosen, rejected = results[2 * index], results[2 * index + 1]

@@ -14,7 +14,7 @@ const security = load("eslint-plugin-security");
 const globals = load("globals");
 
 const RULES = {
-  // ESLint's recommended set plus the readability rules every style guide shares; top-level functions are what a
+  // ESLint's recommended set plus the readability rules most style guides share; top-level functions are what a
   // candidate defines for its caller, so only local unused variables count.
   lint: {
     ...js.configs.recommended.rules,
@@ -23,6 +23,7 @@ const RULES = {
     "no-var": "error",
     "prefer-const": "error",
     "max-depth": ["error", 4],
+    curly: ["error", "all"],
   },
   // eslint-plugin-security's recommended set plus ESLint's own code-injection rules.
   security: {
