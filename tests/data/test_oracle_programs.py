@@ -21,6 +21,7 @@ from themis_rm.data.oracles.programs import (
 )
 from themis_rm.data.oracles.text_operators import (
     FUNCTIONAL,
+    MEMORY,
     READABILITY,
     RUNTIME,
     SECURITY,
@@ -41,10 +42,11 @@ def _seeds(*ids: str):
 
 @pytest.fixture(scope="module")
 def verified(request):
-    """Every criterion on one C and one JavaScript runtime seed and both security seeds (ESLint installed)."""
+    """Every criterion on C and JavaScript runtime seeds, the memory seed and both security seeds (ESLint
+    installed)."""
     request.getfixturevalue("eslint_analyzer")
-    seeds = _seeds("C/distinct_count", "C/greet", "JavaScript/repeats", "JavaScript/settings_keys")
-    return verify_programs(seeds, [FUNCTIONAL, RUNTIME, SECURITY, READABILITY], CONFIG)
+    seeds = _seeds("C/distinct_count", "C/distinct_flags", "C/greet", "JavaScript/repeats", "JavaScript/settings_keys")
+    return verify_programs(seeds, [FUNCTIONAL, RUNTIME, MEMORY, SECURITY, READABILITY], CONFIG)
 
 
 def _kept(result, criterion: str, operator: str) -> list[dict]:
@@ -74,6 +76,14 @@ def test_a_program_is_not_slower_than_itself():
 def test_a_javascript_set_scanned_as_an_array_is_kept_slower(verified):
     (pair,) = _kept(verified, RUNTIME, "javascript_set_to_array")
     assert "seen.includes(value)" in pair["rejected"] and pair["evidence"]["p_value"] < 0.01
+
+
+def test_a_widened_c_table_is_kept_larger_on_every_round_and_widened_strings_fail_their_cases(verified):
+    (pair,) = _kept(verified, MEMORY, "c_widened_array")
+    evidence = pair["evidence"]
+    assert "static long long seen[1000000]" in pair["rejected"] and evidence["ratio"] >= 1.5
+    assert min(evidence["variant_peak_bytes"]) >= 1.5 * max(evidence["reference_peak_bytes"])
+    assert verified.stats["Memory_Efficiency:rejected_tests_fail:c_widened_array"] == 2  # greet's char buffers
 
 
 def test_functional_mutants_are_kept_only_when_a_case_fails(verified):

@@ -91,3 +91,25 @@ def test_codec_refuses_subclasses_and_frames_that_are_not_plain_values():
     for frame in ({"int": 3}, {"object": "x"}, {"list": "abc"}, [1], 1.5, {"int": "1", "float": "0x1p0"}):
         with pytest.raises(CodecError):
             decode(frame)
+
+
+def test_peak_memory_is_the_programs_own_not_the_supervisors():
+    """ru_maxrss of a process forked from the Python supervisor never drops below the supervisor's resident size;
+    a memory cgroup per run (where the machine has one) measures the program alone."""
+    from themis_rm.sandbox.process import memory_cgroup
+    from themis_rm.sandbox.stdio import run_io_tests
+
+    case = [{"input": "", "output": "hi\n"}]
+    tiny = run_io_tests('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n', "C", case)
+    large = run_io_tests(
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+        'int main(void) { char *p = malloc(32 << 20); memset(p, 1, 32 << 20); puts("hi"); return p[7] - 1; }\n',
+        "C",
+        case,
+    )
+    assert tiny.all_passed and large.all_passed
+    assert large.peak_memory_mb - tiny.peak_memory_mb > 24  # the 32 MiB it touched, whatever the floor
+    group = memory_cgroup()
+    if group is not None:  # this machine measures by cgroup: a C program that prints a line needs ~2 MB, not ~9
+        group.rmdir()
+        assert tiny.peak_memory_mb < 5

@@ -119,10 +119,12 @@ def _read_only_except(writable: str) -> dict:
 
 
 def _join_cgroup(config: dict, pid: int) -> None:
-    """Put ``pid`` (and so all it starts) in the run's pids cgroup, whose ``pids.max`` caps its processes."""
-    if config.get("cgroup"):
-        with open(os.path.join(config["cgroup"], "cgroup.procs"), "w", encoding="ascii") as procs:
-            procs.write(str(pid))
+    """Put ``pid`` (and so all it starts) in the run's pids cgroup, whose ``pids.max`` caps its processes, and its
+    memory cgroup, whose peak usage is the run's peak memory."""
+    for key in ("cgroup", "memory_cgroup"):
+        if config.get(key):
+            with open(os.path.join(config[key], "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(pid))
 
 
 def _apply_limits(limits: dict) -> None:

@@ -109,9 +109,16 @@ class Running:
     """A command started under the supervisor; :meth:`finish` waits for it and cleans up."""
 
     def __init__(
-        self, process: subprocess.Popen, status_r: int, snapshot: dict | None, uid: int, group: Path | None
+        self,
+        process: subprocess.Popen,
+        status_r: int,
+        snapshot: dict | None,
+        uid: int,
+        group: Path | None,
+        memory: Path | None = None,
     ) -> None:
         self.process, self._status_r, self._snapshot, self._uid, self._group = process, status_r, snapshot, uid, group
+        self._memory = memory
 
     def finish(self, timeout_s: float, *, output_cap: int = OUTPUT_CAP) -> Outcome:
         stdout, stderr, truncated = _drain(self.process, time.monotonic() + timeout_s + BACKSTOP_S, output_cap)
@@ -124,6 +131,10 @@ class Running:
         # Whatever is left is usually the namespace's own teardown, still under way.
         if self._group is not None and (survivors := remove_cgroup(self._group)):
             logger.debug("sandbox: killed %d processes left in %s", survivors, self._group)
+        peak_kb = status.get("max_rss_kb")
+        if self._memory is not None:
+            peak_kb = _memory_peak_kb(self._memory, peak_kb)
+            remove_cgroup(self._memory)
         strays = _stray_files(self._snapshot, self._uid) if self._snapshot is not None else ()
         return Outcome(
             exit_code=status.get("exit"),
@@ -135,7 +146,7 @@ class Running:
             output_truncated=truncated,
             stray_files=strays,
             cpu_s=status.get("cpu_s"),
-            max_rss_kb=status.get("max_rss_kb"),
+            max_rss_kb=peak_kb,
         )
 
 
@@ -200,6 +211,7 @@ def start(
         "drop_root": level.outside_uid == NOBODY,
         "outside_ids": [level.outside_uid, level.outside_uid] if level.outside_uid is not None else [0, 0],
         "cgroup": str(group) if (group := pids_cgroup(limits.processes)) else None,
+        "memory_cgroup": str(memory) if (memory := memory_cgroup()) else None,
     }
     if level.outside_uid not in (None, os.getuid()):
         os.chown(workdir, level.outside_uid, level.outside_uid)
@@ -218,7 +230,7 @@ def start(
     finally:
         os.close(status_w)
     uid = level.outside_uid if level.outside_uid is not None else os.getuid()
-    return Running(process, status_r, snapshot, uid, group)
+    return Running(process, status_r, snapshot, uid, group, memory)
 
 
 def _rlimits(limits: SandboxLimits, level: Isolation) -> dict[str, int]:
@@ -347,6 +359,39 @@ def pids_cgroup(processes: int) -> Path | None:
         group.rmdir()
         return None
     return group
+
+
+MEMORY_CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"),)  # v1: memory.max_usage_in_bytes is the run's peak
+
+
+@functools.cache
+def _memory_cgroup_root() -> Path | None:
+    for root in MEMORY_CGROUP_ROOTS:
+        if (root / "memory.max_usage_in_bytes").is_file() and os.access(root, os.W_OK):
+            return root
+    return None
+
+
+def memory_cgroup() -> Path | None:
+    """A fresh memory cgroup for one run, whose peak usage is the command's own peak memory: ``ru_maxrss`` of a
+    process forked from the (Python) supervisor keeps the supervisor's resident size as a floor, so small
+    programs all measured about the same. None where this machine has no writable one (rusage is used then)."""
+    root = _memory_cgroup_root()
+    if root is None:
+        return None
+    try:
+        return Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
+    except OSError:
+        return None
+
+
+def _memory_peak_kb(group: Path, fallback: int | None) -> int | None:
+    """The cgroup's peak usage in KiB (the fallback where it cannot be read, or when the run never started)."""
+    try:
+        peak = int((group / "memory.max_usage_in_bytes").read_text())
+    except (OSError, ValueError):
+        return fallback
+    return peak // 1024 if peak and fallback is not None else fallback
 
 
 def remove_cgroup(group: Path) -> int:

@@ -9,13 +9,16 @@ criterion is measured worse:
   integers) and is slower there: both sides built once, run interleaved ``rounds`` times each in fresh sandboxes,
   the kernel's CPU seconds of each run compared by the same one-sided Mann-Whitney U test and minimum ratio as
   the Python oracle (:func:`.measure.runtime_verdict`);
+* Memory_Efficiency — the same runs on a larger input, the kernel's peak resident memory of every variant run
+  at least the ratio and margin over every seed run (:func:`.measure.memory_verdict`);
 * Security_Hardness — it passes every case, and the language's security analyser (clang-tidy, ESLint with
   eslint-plugin-security) flags it with a finding the seed does not have, while the seed has none;
 * Readability_Maintainability — it passes every case, the language's linter finds new problems and its
   complexity is not lower.
 
 Only languages whose toolchain is installed run (:func:`languages_here` says which and why not); the analysers a
-criterion needs are checked before anything runs. There are no memory operators for these languages yet.
+criterion needs are checked before anything runs. JavaScript has no memory operator: V8's own heap (and the
+input's strings) dwarf what a copy of the data adds, so the ratio rule cannot see it.
 """
 
 from __future__ import annotations
@@ -29,9 +32,17 @@ from importlib import resources
 
 import yaml
 
-from themis_rm.data.oracles.measure import MEASURE_LIMITS, CostRule, Measured, runtime_verdict
+from themis_rm.data.oracles.measure import MEASURE_LIMITS, CostRule, Measured, memory_verdict, runtime_verdict
 from themis_rm.data.oracles.operators import Variant
-from themis_rm.data.oracles.text_operators import FUNCTIONAL, LANGUAGES, READABILITY, RUNTIME, SECURITY, text_variants
+from themis_rm.data.oracles.text_operators import (
+    FUNCTIONAL,
+    LANGUAGES,
+    MEMORY,
+    READABILITY,
+    RUNTIME,
+    SECURITY,
+    text_variants,
+)
 from themis_rm.data.oracles.verify import (
     OracleResult,
     ReadabilityRule,
@@ -53,7 +64,8 @@ class SeedProgram:
     prompt: str
     program: str
     cases: list[IOCase]
-    scale: int | None = None  # n of the scaled input (runtime seeds)
+    scale: int | None = None  # n of the scaled input the timings use (runtime seeds)
+    memory_scale: int | None = None  # n of the scaled input the peak-memory runs use (memory seeds)
 
 
 def load_seed_programs(languages: Iterable[str] = LANGUAGES) -> list[SeedProgram]:
@@ -70,6 +82,7 @@ def load_seed_programs(languages: Iterable[str] = LANGUAGES) -> list[SeedProgram
                 row["program"],
                 [IOCase.of(c) for c in row["cases"]],
                 row.get("scale"),
+                row.get("memory_scale"),
             )
         except (KeyError, ValueError) as error:
             raise ThemisInputError(f"oracle_seeds.yaml: seed {index}: {error}") from error
@@ -103,7 +116,7 @@ def verify_programs(seeds: Iterable[SeedProgram], criteria: Iterable[str], confi
     """Pairs for every seed under each criterion (the analysers a criterion needs checked first)."""
     from themis_rm.reward.static import check_analyzers
 
-    criteria = [c for c in criteria if c in (FUNCTIONAL, RUNTIME, SECURITY, READABILITY)]
+    criteria = [c for c in criteria if c in (FUNCTIONAL, RUNTIME, MEMORY, SECURITY, READABILITY)]
     seeds = list(seeds)
     check_analyzers([a for c in criteria for a in ANALYZERS.get(c, ())], {s.language for s in seeds})
     result = OracleResult()
@@ -143,8 +156,8 @@ def _judge(seed: SeedProgram, criterion: str, variant: Variant, config: Programs
     if not report.all_passed:
         stats[key.format("rejected_tests_fail")] += 1
         return False, {}
-    if criterion == RUNTIME:
-        kept, evidence = _slower(seed, variant, config.cost)
+    if criterion in (RUNTIME, MEMORY):
+        kept, evidence = _costlier(seed, criterion, variant, config.cost)
     else:
         kept, evidence = _flagged(seed, criterion, variant, config)
     stats[key.format("kept" if kept else "rejected_not_worse")] += 1
@@ -152,23 +165,30 @@ def _judge(seed: SeedProgram, criterion: str, variant: Variant, config: Programs
     return kept, evidence
 
 
-def _slower(seed: SeedProgram, variant: Variant, rule: CostRule) -> tuple[bool, dict]:
-    if seed.scale is None:
-        return False, {"reason": "the seed has no scaled input"}
-    stdin = scaled_input(seed.scale)
-    reference, worse = measure_programs(variant.reference, variant.code, seed.language, stdin, rule)
-    kept, evidence = runtime_verdict(reference, worse, rule)
-    return kept, {"scaled_n": seed.scale, "timer": "kernel CPU seconds of each sandboxed run", **evidence}
+def _costlier(seed: SeedProgram, criterion: str, variant: Variant, rule: CostRule) -> tuple[bool, dict]:
+    n = seed.scale if criterion == RUNTIME else seed.memory_scale
+    if n is None:
+        return False, {"reason": f"the seed has no scaled input for {criterion}"}
+    rounds = rule.rounds if criterion == RUNTIME else rule.memory_rounds
+    reference, worse = measure_programs(variant.reference, variant.code, seed.language, scaled_input(n), rule, rounds)
+    if criterion == RUNTIME:
+        kept, evidence = runtime_verdict(reference, worse, rule)
+        return kept, {"scaled_n": n, "timer": "kernel CPU seconds of each sandboxed run", **evidence}
+    kept, evidence = memory_verdict(reference, worse, rule)
+    return kept, {"scaled_n": n, "peak": "the kernel's peak resident memory of each sandboxed run", **evidence}
 
 
-def measure_programs(reference: str, variant: str, language: str, stdin: str, rule: CostRule):
-    """Both programs built once, then run on ``stdin`` alternately ``rule.rounds`` times each; a side that runs
-    past the limit is not run again (a censored sample)."""
+def measure_programs(
+    reference: str, variant: str, language: str, stdin: str, rule: CostRule, rounds: int | None = None
+):
+    """Both programs built once, then run on ``stdin`` alternately ``rounds`` (default ``rule.rounds``) times each,
+    keeping each run's CPU seconds and peak memory; a side that runs past the limit is not run again (a censored
+    sample)."""
     with built_program(reference, language) as built_reference, built_program(variant, language) as built_variant:
         sides = {"reference": (built_reference, Measured(results=[])), "variant": (built_variant, Measured(results=[]))}
         for program, measured in sides.values():
             measured.error = program.error
-        for _ in range(rule.rounds):
+        for _ in range(rounds or rule.rounds):
             for program, measured in sides.values():
                 if measured.error or measured.timed_out:
                     continue

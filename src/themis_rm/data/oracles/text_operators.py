@@ -8,6 +8,7 @@ The same criteria as the Python operators (:mod:`.operators`), for whole program
   ``strlen_into_loop`` (a hoisted ``strlen`` bound recomputed by the loop condition); JavaScript:
   ``set_to_array`` (a Set used only for ``has``/``add`` becomes an array scanned by ``includes``),
   ``sort_to_insertion_sort``;
+* Memory_Efficiency — C: ``widened_array`` (an array of a narrow integer type declared ``long long``);
 * Security_Hardness — C: ``strncpy_to_strcpy``, ``format_from_input`` (``printf("%s", s)`` → ``printf(s)``);
   JavaScript: ``json_parse_to_eval``;
 * Readability_Maintainability — ``braces_removed`` (a one-statement block loses its braces); JavaScript:
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from themis_rm.data.oracles.operators import Variant
 from themis_rm.data.syntax import SyntaxChecker
 
-FUNCTIONAL, RUNTIME = "Functional_Correctness", "Runtime_Efficiency"
+FUNCTIONAL, RUNTIME, MEMORY = "Functional_Correctness", "Runtime_Efficiency", "Memory_Efficiency"
 SECURITY, READABILITY = "Security_Hardness", "Readability_Maintainability"
 LANGUAGES = ("C", "JavaScript")
 
@@ -204,6 +205,25 @@ def sort_to_insertion_sort(program: Program) -> Iterator[list[Edit]]:
             yield [(call.start_byte, call.end_byte, replacement), (end, end, _JS_SLOW_SORT)]
 
 
+# ------------------------------------------------------------------------------------------------ memory
+_NARROW = {"char", "signed char", "unsigned char", "short", "unsigned short", "int", "unsigned", "unsigned int"}
+
+
+def _is_array(declarator) -> bool:
+    """``a[10]`` or ``a[10] = {0}``."""
+    inner = declarator.child_by_field_name("declarator") if declarator.type == "init_declarator" else declarator
+    return inner is not None and inner.type == "array_declarator"
+
+
+def widened_array(program: Program) -> Iterator[list[Edit]]:
+    """An array of a narrow integer type declared as ``long long`` instead: the same values, 2-8× the bytes."""
+    for declaration in program.walk("declaration"):
+        kind = declaration.child_by_field_name("type")
+        declarators = declaration.children_by_field_name("declarator")
+        if kind is not None and " ".join(program.text(kind).split()) in _NARROW and any(map(_is_array, declarators)):
+            yield [(kind.start_byte, kind.end_byte, "long long")]
+
+
 # ------------------------------------------------------------------------------------------------ security
 def strncpy_to_strcpy(program: Program) -> Iterator[list[Edit]]:
     for call in program.walk("call_expression"):
@@ -267,6 +287,7 @@ OPERATORS: dict[str, dict[str, dict[str, Sites]]] = {
         "C": {"qsort_to_insertion_sort": qsort_to_insertion_sort, "strlen_into_loop": strlen_into_loop},
         "JavaScript": {"set_to_array": set_to_array, "sort_to_insertion_sort": sort_to_insertion_sort},
     },
+    MEMORY: {"C": {"widened_array": widened_array}},
     SECURITY: {
         "C": {"strncpy_to_strcpy": strncpy_to_strcpy, "format_from_input": format_from_input},
         "JavaScript": {"json_parse_to_eval": json_parse_to_eval},
