@@ -249,7 +249,7 @@ def _datatrove_oracle_pairs(criteria, config: MutateConfig, oracle_config, stats
 
 
 def languages_asked(config: MutateConfig) -> dict[str, str]:
-    """Each language asked for: ``python`` / its toolchain's version line, or ``unavailable (why)``."""
+    """Each language asked for: what Python covers, or a toolchain's version line, or ``unavailable (why)``."""
     from themis_rm.data.oracles.programs import languages_here
 
     wanted = ("Python", "C", "JavaScript") if "all" in config.languages else config.languages

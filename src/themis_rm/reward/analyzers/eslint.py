@@ -112,25 +112,26 @@ def _parse_failure(messages: list[dict]) -> str | None:
     return None if fatal is None else f"eslint could not parse it: {fatal['message']}"[:200]
 
 
-def lint(programs: Sequence[str], language: str, rules: str | None) -> list[StaticResult]:
-    """−(number of findings); a parse error is one finding, as ruff counts a syntax error."""
+def _counted_findings(rule_set: str, programs: Sequence[str], *, parse_error_counts: bool) -> list[StaticResult]:
+    """−(number of findings) per program; a parse error is one finding, or leaves the program without a value."""
     results = []
-    for messages in _messages("lint", programs):
-        found = [_finding(m) for m in messages]
-        results.append(StaticResult(float(-len(found)), found))
-    return results
-
-
-def security(programs: Sequence[str], language: str, rules: str | None) -> list[StaticResult]:
-    """−(number of security findings); no value for a program ESLint cannot parse."""
-    results = []
-    for messages in _messages("security", programs):
-        if failure := _parse_failure(messages):
+    for messages in _messages(rule_set, programs):
+        if not parse_error_counts and (failure := _parse_failure(messages)):
             results.append(StaticResult(None, note=failure))
             continue
         found = [_finding(m) for m in messages]
         results.append(StaticResult(float(-len(found)), found))
     return results
+
+
+def lint(programs: Sequence[str], language: str, rules: str | None) -> list[StaticResult]:
+    """−(number of findings); a parse error is one finding, as ruff counts a syntax error."""
+    return _counted_findings("lint", programs, parse_error_counts=True)
+
+
+def security(programs: Sequence[str], language: str, rules: str | None) -> list[StaticResult]:
+    """−(number of security findings); no value for a program ESLint cannot parse."""
+    return _counted_findings("security", programs, parse_error_counts=False)
 
 
 def complexity(programs: Sequence[str], language: str, rules: str | None) -> list[StaticResult]:
